@@ -1,0 +1,126 @@
+#!/bin/sh
+# Host side of the point of no return. Runs as root from the staged image directory
+# (docs/image-layout.md) with only `sh` and `cat` from the host; everything else is the image's own bin/.
+#
+# stdin:  a tar with the restore data chosen by the orchestrator (network.sh, authorized_keys, restore.env)
+# args:   [--load-only] HOST_KEY_PATH...   private host key paths; each needs its .pub beside it
+# prints: key=value facts, ending with `kexec_loaded=1` when the rescue system is loaded
+#
+# Packs the host keys (they never leave this machine), the restore data and nothing else into an extra cpio
+# appended to the rescue initrd, loads it with kexec_file_load or else kexec_load, and then, detached so the
+# ssh command returns first, syncs and runs `kexec -e`.
+#
+# Placeholders (filled in by the image builder):
+#   @arch@   uname -m this image boots on
+set -eu
+
+image_arch='@arch@'
+here=${0%/*}
+case $here in /*) ;; *) here=$(cd "$here" && pwd) ;; esac
+
+fail() {
+  printf 'kexec_error=%s\n' "$*"
+  exit 1
+}
+
+# busybox is static in every image; kexec and ip are dynamic (Debian builder) when lib/ld.so exists.
+bb() { "$here/bin/busybox" "$@"; }
+tool() {
+  name=$1
+  shift
+  if [ -e "$here/lib/ld.so" ]; then
+    "$here/lib/ld.so" --library-path "$here/lib" "$here/bin/$name" "$@"
+  else
+    "$here/bin/$name" "$@"
+  fi
+}
+
+load_only=0
+if [ "${1-}" = --load-only ]; then
+  load_only=1
+  shift
+fi
+
+[ "$(bb uname -m)" = "$image_arch" ] || fail "this image is for $image_arch, the host is $(bb uname -m)"
+[ "$(bb id -u)" = 0 ] || fail "must run as root"
+# Appending twice would stack two copies of the keys; a fresh stage is cheap, a confused rescue is not.
+[ ! -e "$here/.initrd-appended" ] || fail "this stage was used already; stage the image again"
+
+extra="$here/extra"
+bb rm -rf "$extra"
+bb mkdir -p "$extra/emergency/host-keys"
+bb chmod 700 "$extra" "$extra/emergency" "$extra/emergency/host-keys"
+
+bb tar -xf - -C "$extra/emergency" || fail "restore data from the orchestrator is not a readable tar"
+for required in network.sh authorized_keys restore.env; do
+  [ -f "$extra/emergency/$required" ] || fail "restore data lacks $required"
+done
+
+keys=0
+for key in "$@"; do
+  if [ ! -f "$key" ] || [ ! -f "$key.pub" ]; then fail "host key $key or its .pub is missing"; fi
+  read -r key_type _ <"$key.pub" || fail "cannot read $key.pub"
+  case $key_type in
+    ssh-ed25519) short=ed25519 ;;
+    ssh-rsa) short=rsa ;;
+    ecdsa-sha2-*) short=ecdsa ;;
+    ssh-dss) short=dsa ;;
+    *) fail "host key $key has an unknown type $key_type" ;;
+  esac
+  dest="$extra/emergency/host-keys/ssh_host_${short}_key"
+  (umask 077 && cat "$key" >"$dest") || fail "cannot copy host key $key"
+  cat "$key.pub" >"$dest.pub" || fail "cannot copy $key.pub"
+  keys=$((keys + 1))
+done
+[ "$keys" -gt 0 ] || fail "no host keys given: the rescue system could not prove it is this host"
+printf 'host_keys_packed=%s\n' "$keys"
+
+# The kernel only finds an uncompressed cpio that starts on a 4-byte boundary of the whole initrd;
+# zero bytes between archives are skipped.
+size=$(bb stat -c %s "$here/initrd")
+pad=$(((4 - size % 4) % 4))
+if [ "$pad" -gt 0 ]; then bb head -c "$pad" /dev/zero >>"$here/initrd"; fi
+(cd "$extra" && bb find . | bb cpio -o -H newc 2>/dev/null) >>"$here/initrd" || fail "cannot append the restore data to the initrd"
+: >"$here/.initrd-appended"
+bb rm -rf "$extra"
+
+cmdline=$(cat "$here/cmdline")
+# kexec_file_load first: it is the only way that works under lockdown with a signed kernel.
+# kexec_load is the fallback for kernels without it or images the kernel will not verify.
+if tool kexec -s -l "$here/kernel" --initrd="$here/initrd" --command-line="$cmdline" 2>"$here/kexec-file.err"; then
+  printf 'kexec_method=kexec_file_load\n'
+elif tool kexec -c -l "$here/kernel" --initrd="$here/initrd" --command-line="$cmdline" 2>"$here/kexec-load.err"; then
+  printf 'kexec_method=kexec_load\n'
+else
+  printf 'kexec_file_load_error=%s\n' "$(bb tr '\n' ' ' <"$here/kexec-file.err")"
+  printf 'kexec_load_error=%s\n' "$(bb tr '\n' ' ' <"$here/kexec-load.err")"
+  fail "the kernel refused to load the rescue system"
+fi
+printf 'kexec_loaded=1\n'
+
+[ "$load_only" = 0 ] || exit 0
+
+# Detach the trigger so this ssh command exits and reports success before the kernel is replaced:
+# it waits for this shell to exit, gives sshd a moment to deliver the exit status, then jumps.
+# sync runs with a deadline: on a dying disk it can block forever, and the rescue must not wait for it.
+if [ -e "$here/lib/ld.so" ]; then
+  set -- "$here/lib/ld.so" --library-path "$here/lib" "$here/bin/kexec" -e
+else
+  set -- "$here/bin/kexec" -e
+fi
+# shellcheck disable=SC2016 # the trigger expands its own positional parameters
+bb setsid sh -c '
+  parent=$1 busybox=$2
+  shift 2
+  while kill -0 "$parent" 2>/dev/null; do "$busybox" usleep 50000; done
+  "$busybox" usleep 300000
+  "$busybox" sync &
+  sync_pid=$! waited=0
+  while kill -0 "$sync_pid" 2>/dev/null && [ "$waited" -lt 100 ]; do
+    "$busybox" usleep 100000
+    waited=$((waited + 1))
+  done
+  "$@"
+  echo "emergency: kexec -e failed, the old system keeps running" >/dev/kmsg
+' emergency-kexec-trigger "$$" "$here/bin/busybox" "$@" </dev/null >/dev/null 2>&1 &
+printf 'kexec_triggered=1\n'
