@@ -1,0 +1,131 @@
+#!/bin/sh
+# Read-only facts about the host, printed as key=value lines and sections (ts/sections.ts); the verdict
+# is made by the orchestrator (ts/preflight/verdict.ts) so every check is reported at once.
+# Runs as root when it can (root's authorized_keys and the host keys' .pub need it), otherwise as the user.
+#
+# args: LOGIN_USER   the user ssh logged in as, whose keys the rescue system must accept too
+#
+# Prints public material only: .pub host keys and authorized_keys. Private host keys are never read here.
+set -u
+
+login_user=${1-}
+
+fact() { printf '%s=%s\n' "$1" "$2"; }
+has() { command -v "$1" >/dev/null 2>&1; }
+first_line() { if [ -r "$1" ]; then head -n 1 "$1" 2>/dev/null; fi; }
+
+fact preflight_format 1
+fact arch "$(uname -m)"
+fact kernel "$(uname -r)"
+fact uid "$(id -u)"
+fact hostname "$(cat /proc/sys/kernel/hostname 2>/dev/null || hostname)"
+fact boot_id "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
+
+# kexec: the sysctl exists only in kernels built with kexec; 1 cannot be undone without a reboot.
+if [ -r /proc/sys/kernel/kexec_load_disabled ]; then
+  fact kexec_load_disabled "$(cat /proc/sys/kernel/kexec_load_disabled)"
+else
+  fact kexec_load_disabled missing
+fi
+lockdown=none
+if [ -r /sys/kernel/security/lockdown ]; then
+  lockdown=$(sed -n 's/.*\[\([a-z]*\)\].*/\1/p' /sys/kernel/security/lockdown)
+fi
+fact lockdown "${lockdown:-unknown}"
+secure_boot=unknown
+for var in /sys/firmware/efi/efivars/SecureBoot-*; do
+  # 4 bytes of attributes, then the value byte.
+  [ -r "$var" ] && secure_boot=$(od -An -t u1 -j 4 -N 1 "$var" 2>/dev/null | tr -d ' ')
+done
+[ -d /sys/firmware/efi ] || secure_boot=no-efi
+fact secure_boot "$secure_boot"
+
+container=none
+if [ -f /.dockerenv ]; then container=docker
+elif [ -f /run/.containerenv ]; then container=podman
+elif [ -d /proc/vz ] && [ ! -d /proc/bc ]; then container=openvz
+elif tr '\0' '\n' </proc/1/environ 2>/dev/null | grep -q '^container='; then
+  container=$(tr '\0' '\n' </proc/1/environ | sed -n 's/^container=//p' | head -n 1)
+elif grep -qE '/(lxc|docker|libpod|kubepods)' /proc/1/cgroup 2>/dev/null; then container=lxc
+fi
+fact container "$container"
+virt=none
+if [ -r /sys/hypervisor/type ]; then virt=$(cat /sys/hypervisor/type); fi
+if [ "$virt" = xen ] && [ ! -d /sys/hypervisor/properties ] && grep -q 'control_d' /proc/xen/capabilities 2>/dev/null; then virt=xen-dom0; fi
+if [ "$virt" = xen ] && grep -q 'pv' /sys/hypervisor/guest_type 2>/dev/null; then virt=xen-pv; fi
+fact virt "$virt"
+
+fact mem_total_kb "$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo)"
+fact mem_available_kb "$(sed -n 's/^MemAvailable: *\([0-9]*\) kB/\1/p' /proc/meminfo)"
+
+# Where a tmpfs can go: a directory on a writable filesystem to mkdir in, else any existing directory to
+# mount over (hidden only while the tmpfs is mounted). The mount table says which is writable, without writing.
+mount_options() {
+  # The longest mount point that is a prefix of $1 decides.
+  awk -v p="$1" '
+    { mp = $2; gsub(/\\040/, " ", mp)
+      if ((p == mp || index(p, (mp == "/" ? "/" : mp "/")) == 1) && length(mp) >= best) { best = length(mp); opts = $4 } }
+    END { print opts }' /proc/self/mounts
+}
+stage_parent='' stage_mode=''
+for dir in /run /dev/shm /tmp /var/tmp; do
+  [ -d "$dir" ] || continue
+  case ",$(mount_options "$dir")," in *,ro,*) continue ;; esac
+  stage_parent=$dir stage_mode=mkdir
+  break
+done
+if [ -z "$stage_parent" ]; then
+  for dir in /mnt /media /srv /opt /home; do
+    if [ -d "$dir" ]; then stage_parent=$dir stage_mode=over; break; fi
+  done
+fi
+fact stage_parent "$stage_parent"
+fact stage_mode "$stage_mode"
+fact has_tmpfs "$(grep -qw tmpfs /proc/filesystems 2>/dev/null && echo 1 || echo 0)"
+
+for tool in ip head mount umount sudo doas tar cpio gzip sha256sum; do
+  fact "has_$tool" "$(has "$tool" && echo 1 || echo 0)"
+done
+# iproute2 speaks JSON (-j); busybox ip does not.
+fact ip_json "$( (ip -j link show lo 2>/dev/null | grep -q '^\[') && echo 1 || echo 0)"
+
+# Host keys sshd uses: HostKey lines of sshd_config, else the default ones.
+host_keys=$(sed -n 's/^[[:space:]]*[Hh][Oo][Ss][Tt][Kk][Ee][Yy][[:space:]]\{1,\}\([^[:space:]]*\).*/\1/p' /etc/ssh/sshd_config 2>/dev/null)
+[ -n "$host_keys" ] || host_keys=$(ls /etc/ssh/ssh_host_*_key 2>/dev/null)
+for key in $host_keys; do
+  printf '@@emergency-section host-key %s %s\n' "$key" "$([ -f "$key" ] && echo present || echo missing)"
+  cat "$key.pub" 2>/dev/null
+done
+
+# Which authorized_keys files sshd reads (AuthorizedKeysFile, %h %u %% expanded per user).
+patterns=$(sed -n 's/^[[:space:]]*[Aa][Uu][Tt][Hh][Oo][Rr][Ii][Zz][Ee][Dd][Kk][Ee][Yy][Ss][Ff][Ii][Ll][Ee][[:space:]]\{1,\}//p' /etc/ssh/sshd_config 2>/dev/null | head -n 1)
+[ -n "$patterns" ] || patterns='.ssh/authorized_keys .ssh/authorized_keys2'
+
+# Users whose keys become root's in the rescue system: root, the admin groups, the login user.
+admins=$(awk -F: '$1 == "sudo" || $1 == "wheel" || $1 == "admin" { gsub(",", " ", $4); print $4 }' /etc/group 2>/dev/null)
+users=$(printf '%s\n' root "$admins" "$login_user" | tr ' ' '\n' | awk 'NF && !seen[$0]++')
+for user in $users; do
+  home=$(awk -F: -v u="$user" '$1 == u { print $6; exit }' /etc/passwd 2>/dev/null)
+  if [ -z "$home" ] && has getent; then home=$(getent passwd "$user" | cut -d: -f6); fi
+  [ -n "$home" ] || continue
+  for pattern in $patterns; do
+    [ "$pattern" = none ] && continue
+    file=$(printf '%s' "$pattern" | sed -e "s|%h|$home|g" -e "s|%u|$user|g" -e 's|%%|%|g')
+    case $file in /*) ;; *) file="$home/$file" ;; esac
+    if [ -f "$file" ]; then
+      if [ -r "$file" ]; then
+        printf '@@emergency-section authorized-keys %s %s\n' "$user" "$file"
+        cat "$file"
+      else
+        printf '@@emergency-section unreadable %s %s\n' "$user" "$file"
+      fi
+    fi
+  done
+done
+# NixOS and some distributions keep keys in /etc/ssh/authorized_keys.d/USER.
+for file in /etc/ssh/authorized_keys.d/*; do
+  [ -f "$file" ] || continue
+  printf '@@emergency-section authorized-keys %s %s\n' "${file##*/}" "$file"
+  cat "$file"
+done
+printf '@@emergency-section preflight-end\n'

@@ -1,0 +1,88 @@
+#!/bin/sh
+# Stages the image in a fresh tmpfs and keeps it only while this ssh session lives.
+# Runs as root. Needs from the host: sh, cat, head, mount, umount (preflight checks them).
+#
+# args:  PARENT MODE TMPFS_BYTES BUSYBOX_BYTES BUSYBOX_SHA256 TAR_BYTES SUMS_SHA256
+#          PARENT/MODE  from preflight: `mkdir` makes PARENT/emergency.PID; `over` mounts over PARENT itself
+#          SUMS_SHA256  sha256 of emergency-image/SHA256SUMS as the orchestrator read it locally, so the
+#                       manifest that vouches for every file is itself vouched for
+# stdin: BUSYBOX_BYTES of the image's static busybox, then TAR_BYTES of the image tarball, then nothing:
+#        the orchestrator keeps stdin open while it needs the stage. EOF (done, Ctrl-C, or the connection
+#        dropped) unmounts the tmpfs, so an interrupted rescue leaves the host as it was found.
+# prints: stage_dir=…, then staged=1 once every checksum passed.
+set -eu
+
+parent=$1 mode=$2 tmpfs_bytes=$3 busybox_bytes=$4 busybox_sha256=$5 tar_bytes=$6 sums_sha256=$7
+
+fail() {
+  printf 'stage_error=%s\n' "$*"
+  exit 1
+}
+
+# Tmpfs mounts of an earlier run whose keeper died without cleaning up (e.g. the host side was SIGKILLed).
+remove_stale_stages() {
+  while read -r source mountpoint fstype _; do
+    [ "$source" = emergency-stage ] && [ "$fstype" = tmpfs ] || continue
+    keeper=$(cat "$mountpoint/keeper.pid" 2>/dev/null || echo)
+    if [ -n "$keeper" ] && kill -0 "$keeper" 2>/dev/null; then continue; fi
+    umount "$mountpoint" 2>/dev/null || umount -l "$mountpoint" 2>/dev/null || continue
+    case ${mountpoint##*/} in emergency.*) rmdir "$mountpoint" 2>/dev/null || true ;; esac
+    printf 'stale_stage_removed=%s\n' "$mountpoint"
+  done </proc/mounts
+}
+
+mounted=0 created=0 dir=''
+cleanup() {
+  trap - EXIT HUP INT TERM PIPE
+  cd /
+  if [ "$mounted" = 1 ]; then umount "$dir" 2>/dev/null || umount -l "$dir" 2>/dev/null || true; fi
+  if [ "$created" = 1 ]; then rmdir "$dir" 2>/dev/null || true; fi
+  printf 'stage_removed=%s\n' "$dir" 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 141' PIPE
+
+remove_stale_stages
+
+case $mode in
+  mkdir)
+    dir="$parent/emergency.$$"
+    mkdir -m 700 "$dir" || fail "cannot create $dir"
+    created=1
+    ;;
+  over) dir=$parent ;;
+  *) fail "unknown stage mode $mode" ;;
+esac
+mount -t tmpfs -o "size=$tmpfs_bytes,mode=0700" emergency-stage "$dir" || fail "cannot mount a tmpfs on $dir"
+mounted=1
+echo $$ >"$dir/keeper.pid"
+printf 'stage_dir=%s\n' "$dir"
+
+head -c "$busybox_bytes" >"$dir/busybox"
+chmod 700 "$dir/busybox"
+got=$(wc -c <"$dir/busybox" | tr -d ' ')
+[ "$got" = "$busybox_bytes" ] || fail "upload broke off: busybox has $got of $busybox_bytes bytes"
+# A host sha256sum is preferred: the busybox checking itself only proves it is not truncated.
+if command -v sha256sum >/dev/null 2>&1; then
+  sum=$(sha256sum "$dir/busybox")
+else
+  sum=$("$dir/busybox" sha256sum "$dir/busybox")
+fi
+[ "${sum%% *}" = "$busybox_sha256" ] || fail "busybox checksum mismatch: the upload was corrupted"
+bb() { "$dir/busybox" "$@"; }
+
+head -c "$tar_bytes" | bb tar -x -o -C "$dir" || fail "upload broke off or the image tarball is corrupt"
+image="$dir/emergency-image"
+[ -f "$image/SHA256SUMS" ] || fail "the image has no SHA256SUMS"
+sum=$(bb sha256sum "$image/SHA256SUMS")
+[ "${sum%% *}" = "$sums_sha256" ] || fail "SHA256SUMS differs from the one sent: the upload was corrupted"
+(cd "$image" && bb sha256sum -c -s SHA256SUMS) || fail "image checksums do not match: the upload was corrupted"
+bb rm -f "$dir/busybox"
+printf 'image_dir=%s\n' "$image"
+printf 'staged=1\n'
+
+# Hold the stage until the orchestrator closes stdin; cat is the host's, the upload streams are done.
+cat >/dev/null

@@ -1,0 +1,50 @@
+/**
+ * The one interface every step uses to act on the host. Implemented once over OpenSSH (ts/ssh.ts); steps
+ * never build ssh command lines themselves.
+ */
+import type { Readable, Writable } from 'node:stream';
+
+/** How a script leaves the host. */
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** What to run and how. */
+export interface RunOptions {
+  /** Data for the script's stdin (after the sudo password, which Remote adds itself). */
+  input?: string | Buffer | Readable;
+  /** Run as root (through sudo/doas when the login user is not root). Default true. */
+  asRoot?: boolean;
+}
+
+/** A script that keeps running while the orchestrator streams to it (the stage keeper). */
+export interface RemoteProcess {
+  stdin: Writable;
+  /** Resolves with each stdout line as it arrives, until `done`. */
+  onLine(listener: (line: string) => void): void;
+  done: Promise<RunResult>;
+  /** Stops the local ssh client: the remote side sees EOF and the session end. */
+  kill(): void;
+}
+
+/** How the login user becomes root on the host. */
+export type Become = 'root' | 'sudo' | 'sudo-password' | 'doas';
+
+/** The host as the steps see it. */
+export interface Remote {
+  /** How the operator named the host (for messages). */
+  readonly destination: string;
+  /** The user ssh logs in as. */
+  readonly loginUser: string;
+  become: Become;
+  /** Runs whole script files (their text) in one ssh round trip; `args` are their positional parameters. */
+  run(scripts: string[], args?: string[], options?: RunOptions): Promise<RunResult>;
+  /** Like run, but returns at once with the script's stdin open for streaming. */
+  start(scripts: string[], args?: string[], options?: RunOptions): RemoteProcess;
+  /** Sets the sudo password (held in memory only, sent on sudo's stdin). */
+  setPassword(password: Buffer): void;
+  /** Closes the shared connection. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,243 @@
+/**
+ * Remote over the operator's own OpenSSH client: one ControlMaster connection that every step reuses, so
+ * ~/.ssh/config, the agent, ProxyJump and known_hosts behave exactly as with plain `ssh`.
+ * Host keys are always checked strictly; options that would weaken that are refused.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { $ } from 'zx';
+import { ConnectionError, HostKeyChangedError, UsageError } from './errors.js';
+import type { Become, Remote, RemoteProcess, RunOptions, RunResult } from './remote.js';
+import { scriptCommand, shellJoin } from './shell-quote.js';
+
+/** How to reach the host, from the command line. */
+export interface SshTarget {
+  destination: string;
+  port?: number;
+  identity?: string;
+  /** Extra `-o` options, passed to every ssh invocation. */
+  options: string[];
+  /** An ssh_config file (-F). */
+  configFile?: string;
+}
+
+/** ssh exits 255 for its own failures; our scripts never use that code. */
+export const SSH_FAILED = 255;
+
+const FORBIDDEN_OPTIONS: Record<string, (value: string) => boolean> = {
+  stricthostkeychecking: (v) => !/^(yes|true)$/i.test(v),
+  userknownhostsfile: (v) => /^\/dev\/null$/i.test(v.trim()),
+  globalknownhostsfile: (v) => /^\/dev\/null$/i.test(v.trim()),
+  controlmaster: () => true,
+  controlpath: () => true,
+};
+
+/** Refuses -o options that would disable host key checking or fight our ControlMaster. */
+export function checkSshOptions(options: string[]): void {
+  for (const option of options) {
+    const match = /^\s*([A-Za-z]+)\s*[= ]\s*(.*)$/.exec(option);
+    if (!match) throw new UsageError(`ssh option "${option}" is not of the form Name=value`, 'Pass options as -o Name=value, as with ssh.');
+    const forbidden = FORBIDDEN_OPTIONS[match[1].toLowerCase()];
+    if (forbidden?.(match[2])) {
+      throw new UsageError(
+        `ssh option "${option}" is not allowed`,
+        /control/i.test(match[1])
+          ? 'emergency manages its own ControlMaster connection; drop this option.'
+          : 'Host key checking stays strict: the rescue system proves it is your server by presenting the same host key. Add the host to known_hosts (connect once with plain ssh and compare the fingerprint) instead.',
+      );
+    }
+  }
+}
+
+/** Turns ssh's own failure output into an error that says cause and fix. */
+export function classifySshFailure(destination: string, stderr: string): Error {
+  const detail = stderr.trim();
+  if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed/i.test(stderr)) return new HostKeyChangedError(destination, detail);
+  if (/No .* host key is known|Host key verification failed/i.test(stderr)) {
+    return new ConnectionError(
+      `the host key of ${destination} is not in your known_hosts`,
+      `Connect once with plain \`ssh ${destination}\`, compare the fingerprint with one you trust, and accept it; emergency never accepts unknown host keys because it must recognise the rescue system by that key.`,
+      detail,
+    );
+  }
+  if (/Permission denied|Too many authentication failures/i.test(stderr)) {
+    return new ConnectionError(
+      `${destination} refused the login`,
+      'Check the user (user@host or -l in ~/.ssh/config), the key (-i PATH) and that your agent holds it (ssh-add -l).',
+      detail,
+    );
+  }
+  if (/Could not resolve hostname/i.test(stderr)) {
+    return new ConnectionError(`the name in ${destination} does not resolve`, 'Check the spelling or your ~/.ssh/config alias, or use the IP address.', detail);
+  }
+  if (/Connection refused|timed out|No route to host|Network is unreachable|Connection closed|Connection reset|kex_exchange_identification/i.test(stderr)) {
+    return new ConnectionError(
+      `cannot reach sshd on ${destination}`,
+      'Check that the host is up and sshd listens on that port (-p); try plain `ssh` with the same options.',
+      detail,
+    );
+  }
+  return new ConnectionError(`ssh to ${destination} failed`, 'Run the same with plain `ssh -v` to see why.', detail);
+}
+
+/** The Remote implementation: an ssh ControlMaster and clients multiplexed over it. */
+export class SshRemote implements Remote {
+  become: Become = 'root';
+  loginUser = 'root';
+  private controlDir = '';
+  private password?: Buffer;
+
+  constructor(private readonly target: SshTarget) {
+    checkSshOptions(target.options);
+  }
+
+  get destination(): string {
+    return this.target.destination;
+  }
+
+  /** Options every ssh invocation gets; ours first, because ssh keeps the first value it sees. */
+  baseArgs(): string[] {
+    const args = ['-o', 'StrictHostKeyChecking=yes', '-o', 'UpdateHostKeys=no'];
+    if (this.target.configFile) args.push('-F', this.target.configFile);
+    if (this.target.port) args.push('-p', String(this.target.port));
+    if (this.target.identity) args.push('-i', this.target.identity);
+    for (const option of this.target.options) args.push('-o', option);
+    return args;
+  }
+
+  private muxArgs(): string[] {
+    return ['-S', join(this.controlDir, 'ctl'), ...this.baseArgs()];
+  }
+
+  /** Opens the ControlMaster: the one authentication of the whole run (round trip 1). */
+  async connect(connectTimeoutSeconds: number): Promise<void> {
+    this.loginUser = await this.effectiveUser();
+    this.controlDir = await mkdtemp(join(tmpdir(), 'emergency-ssh-'));
+    const logFile = join(this.controlDir, 'master.log');
+    const log = await open(logFile, 'w');
+    // -f daemonizes after authentication; its stdio goes to a file so no pipe of ours stays open,
+    // and prompts (passphrase, password) still reach the terminal through /dev/tty.
+    const master = spawn(
+      'ssh',
+      [
+        '-M', '-f', '-N',
+        '-o', 'ControlPersist=yes',
+        '-o', `ConnectTimeout=${connectTimeoutSeconds}`,
+        '-o', 'ServerAliveInterval=2',
+        '-o', 'ServerAliveCountMax=3',
+        ...this.muxArgs(),
+        this.target.destination,
+      ],
+      { stdio: ['inherit', 'ignore', log.fd] },
+    );
+    const code: number = await new Promise((resolve) => master.on('exit', (c) => resolve(c ?? SSH_FAILED)));
+    await log.close();
+    if (code !== 0) throw classifySshFailure(this.target.destination, await readFile(logFile, 'utf8'));
+  }
+
+  /** The user ssh will log in as after ~/.ssh/config, without connecting (`ssh -G`). */
+  private async effectiveUser(): Promise<string> {
+    const config = await $({ quiet: true, nothrow: true })`ssh -G ${this.baseArgs()} ${this.target.destination}`;
+    if (config.exitCode !== 0) {
+      throw new UsageError(`ssh rejects the destination or options: ${config.stderr.trim()}`, 'Check DESTINATION and the -o/-p/-i options; they are passed to ssh as they are.');
+    }
+    return /^user (.+)$/m.exec(config.stdout)?.[1] ?? 'root';
+  }
+
+  private remoteCommand(scripts: string[], args: string[], asRoot: boolean): string {
+    const command = scriptCommand(scripts, args);
+    if (!asRoot || this.become === 'root') return shellJoin(command);
+    if (this.become === 'doas') return shellJoin(['doas', '-n', ...command]);
+    if (this.become === 'sudo') return shellJoin(['sudo', '-n', '--', ...command]);
+    // -S reads the password from stdin, -p '' keeps sudo's prompt out of our output.
+    return shellJoin(['sudo', '-S', '-p', '', '--', ...command]);
+  }
+
+  private stdinFor(options: RunOptions): Readable | string | Buffer | undefined {
+    const asRoot = options.asRoot ?? true;
+    if (!asRoot || this.become !== 'sudo-password') return options.input;
+    if (!this.password) throw new Error('sudo needs a password but none was set');
+    const password = Buffer.concat([this.password, Buffer.from('\n')]);
+    const input = options.input;
+    if (input === undefined) return password;
+    if (typeof input === 'string' || Buffer.isBuffer(input)) return Buffer.concat([password, Buffer.from(input)]);
+    return Readable.from(
+      (async function* () {
+        yield password;
+        yield* input;
+      })(),
+    );
+  }
+
+  private clientArgs(scripts: string[], args: string[], options: RunOptions): string[] {
+    return [...this.muxArgs(), '-T', this.target.destination, '--', this.remoteCommand(scripts, args, options.asRoot ?? true)];
+  }
+
+  async run(scripts: string[], args: string[] = [], options: RunOptions = {}): Promise<RunResult> {
+    const input = this.stdinFor(options);
+    const out = await $({ quiet: true, nothrow: true, input: input ?? '' })`ssh ${this.clientArgs(scripts, args, options)}`;
+    const result = { code: out.exitCode ?? SSH_FAILED, stdout: out.stdout, stderr: out.stderr };
+    if (result.code === SSH_FAILED) throw classifySshFailure(this.target.destination, result.stderr);
+    return result;
+  }
+
+  start(scripts: string[], args: string[] = [], options: RunOptions = {}): RemoteProcess {
+    const child = spawn('ssh', this.clientArgs(scripts, args, options), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const first = this.stdinFor({ ...options, input: undefined });
+    if (first) child.stdin.write(first);
+    let stdout = '';
+    let stderr = '';
+    let partial = '';
+    const listeners: ((line: string) => void)[] = [];
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) for (const l of listeners) l(line);
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    // Writes after the remote side has gone fail with EPIPE; the exit code tells the story.
+    child.stdin.on('error', () => {});
+    const done = new Promise<RunResult>((resolve) =>
+      child.on('close', (code) => resolve({ code: code ?? SSH_FAILED, stdout, stderr })),
+    );
+    return {
+      stdin: child.stdin,
+      onLine: (listener) => listeners.push(listener),
+      done,
+      kill: () => child.kill('SIGTERM'),
+    };
+  }
+
+  setPassword(password: Buffer): void {
+    this.password = password;
+  }
+
+  /**
+   * One fresh connection (no ControlMaster) as `user`, for polling the host across the kexec.
+   * Never throws for ssh failures: the caller decides what each outcome means.
+   */
+  async probe(user: string, command: string, connectTimeoutSeconds: number): Promise<RunResult> {
+    const out = await $({ quiet: true, nothrow: true, input: '' })`ssh ${[
+      '-o', 'ControlMaster=no', '-o', 'ControlPath=none', '-o', 'BatchMode=yes',
+      '-o', `ConnectTimeout=${connectTimeoutSeconds}`, '-l', user, ...this.baseArgs(), '-T', this.target.destination, '--', command,
+    ]}`.timeout(`${connectTimeoutSeconds * 2 + 2}s`);
+    return { code: out.exitCode ?? SSH_FAILED, stdout: out.stdout, stderr: out.stderr };
+  }
+
+  /** An interactive session as `user`, on the operator's terminal. */
+  async interactive(user: string): Promise<number> {
+    const child = spawn('ssh', ['-o', 'ControlMaster=no', '-o', 'ControlPath=none', '-l', user, ...this.baseArgs(), this.target.destination], { stdio: 'inherit' });
+    return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? SSH_FAILED)));
+  }
+
+  async close(): Promise<void> {
+    if (!this.controlDir) return;
+    await $({ quiet: true, nothrow: true })`ssh ${['-S', join(this.controlDir, 'ctl'), '-O', 'exit', this.target.destination]}`.timeout('5s');
+    await rm(this.controlDir, { recursive: true, force: true });
+    this.controlDir = '';
+  }
+}

@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { scriptCommand, shellJoin, shellQuote } from '../../shell-quote.js';
+
+// Round trip through real shells: what the remote login shell parses must be exactly the words we meant.
+const shells = ['sh', 'dash', 'bash'].filter((s) => {
+  try {
+    execFileSync('sh', ['-c', `command -v ${s}`]);
+    return true;
+  } catch {
+    return false;
+  }
+});
+
+describe('shellQuote', () => {
+  const words = ['plain', '', "it's", 'a b', '$HOME', '`id`', '"dq"', 'semi;colon', 'new\nline', "'", '\\back', '*', 'ümlaut', '-n', '%h/.ssh'];
+  for (const shell of shells) {
+    it(`${shell} reads every word back unchanged`, () => {
+      const out = execFileSync(shell, ['-c', `printf '%s\\0' ${shellJoin(words)}`]);
+      assert.deepEqual(out.toString('utf8').split('\0').slice(0, -1), words);
+    });
+  }
+  it('leaves safe words bare', () => assert.equal(shellQuote('root@host:22'), 'root@host:22'));
+});
+
+describe('scriptCommand', () => {
+  it('runs several scripts in sequence with shared positional parameters, stdin free', () => {
+    const [cmd, ...rest] = scriptCommand(['echo "a:$1"', 'read -r x; echo "b:$1:$x"; exit 3'], ['arg one']);
+    const out = execFileSync('dash', ['-c', `${cmd} ${shellJoin(rest)}; echo "rc=$?"`], { input: 'from-stdin\n', encoding: 'utf8' });
+    assert.equal(out, 'a:arg one\nb:arg one:from-stdin\nrc=3\n');
+  });
+});

@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { judgeHost, memoryNeed } from '../../preflight/verdict.js';
+
+const MiB = 1024 * 1024;
+const image = { arch: 'x86_64', unpackedBytes: 300 * MiB, kernelBytes: 12 * MiB, initrdBytes: 280 * MiB, rescueUnpackedBytes: 900 * MiB };
+const good: Record<string, string> = {
+  preflight_format: '1', uid: '0', arch: 'x86_64', kernel: '6.1.0', container: 'none', kexec_load_disabled: '0',
+  lockdown: 'none', secure_boot: 'no-efi', virt: 'none', mem_total_kb: String(4 * 1024 * 1024), mem_available_kb: String(3 * 1024 * 1024),
+  has_tmpfs: '1', stage_parent: '/run', stage_mode: 'mkdir', has_head: '1', has_mount: '1', has_umount: '1',
+};
+const keys = [{ path: '/etc/ssh/ssh_host_ed25519_key', present: true, pub: 'ssh-ed25519 AAAA root@h' }];
+
+describe('judgeHost', () => {
+  it('accepts a healthy host and stages under /run', () => {
+    const v = judgeHost(good, image, keys, 2);
+    assert.deepEqual(v.refusals, []);
+    assert.deepEqual(v.stage, { parent: '/run', mode: 'mkdir', tmpfsBytes: 316 * MiB });
+  });
+
+  // One line per case: the facts that differ, and what the refusal must say.
+  const refusals: [string, Record<string, string>, RegExp][] = [
+    ['kexec disabled', { kexec_load_disabled: '1' }, /kexec is disabled.*kexec_load_disabled=1/],
+    ['no kexec in kernel', { kexec_load_disabled: 'missing' }, /no kexec support/],
+    ['lockdown', { lockdown: 'integrity', secure_boot: '1' }, /locked down \(integrity, Secure Boot is on\)/],
+    ['docker', { container: 'docker' }, /container \(docker\)/],
+    ['openvz', { container: 'openvz' }, /container \(openvz\)/],
+    ['wrong arch', { arch: 'aarch64' }, /aarch64 but the image is for x86_64/],
+    ['little free memory', { mem_available_kb: String(200 * 1024) }, /too little free memory: 200 MiB available, \d+ MiB needed \(before kexec: staged files/],
+    ['little RAM', { mem_total_kb: String(1024 * 1024), mem_available_kb: String(900 * 1024) }, /1024 MiB of RAM, the rescue system needs \d+ MiB/],
+    ['nowhere to stage', { stage_parent: '', stage_mode: '' }, /no directory can hold the staging tmpfs/],
+    ['no tmpfs', { has_tmpfs: '0' }, /no tmpfs/],
+    ['no head', { has_head: '0' }, /no `head`/],
+    ['not root', { uid: '1000' }, /did not run as root/],
+  ];
+  for (const [name, change, message] of refusals) {
+    it(`refuses: ${name}`, () => {
+      const v = judgeHost({ ...good, ...change }, image, keys, 2);
+      assert.ok(v.refusals.some((r) => message.test(r.message)), `expected ${message} in ${JSON.stringify(v.refusals)}`);
+      assert.ok(v.refusals.every((r) => r.fix.length > 10), 'every refusal says what to do');
+    });
+  }
+
+  it('reports every failed check at once, not only the first', () => {
+    const v = judgeHost({ ...good, kexec_load_disabled: '1', container: 'lxc', mem_available_kb: '1000' }, image, [], 0);
+    assert.equal(v.refusals.length, 5);
+  });
+  it('refuses without host keys or authorized keys', () => {
+    const v = judgeHost(good, image, [{ path: '/etc/ssh/k', present: true, pub: '' }], 0);
+    assert.ok(v.refusals.some((r) => /no SSH host key/.test(r.message)));
+    assert.ok(v.refusals.some((r) => /nobody could log in/.test(r.message)));
+    assert.ok(v.warnings.some((w) => /has no readable .pub/.test(w.message)));
+  });
+  it('warns but continues on a Xen guest', () => {
+    const v = judgeHost({ ...good, virt: 'xen' }, image, keys, 1);
+    assert.deepEqual(v.refusals, []);
+    assert.match(v.warnings[0].message, /Xen guest/);
+  });
+  it('stages over an existing directory when nothing writable exists', () => {
+    assert.deepEqual(judgeHost({ ...good, stage_parent: '/mnt', stage_mode: 'over' }, image, keys, 1).stage?.mode, 'over');
+  });
+});
+
+describe('memoryNeed', () => {
+  it('adds staged files, kexec segments and headroom; rescue needs its unpacked size plus working memory', () => {
+    const m = memoryNeed(image);
+    assert.equal(m.beforeKexecBytes, (300 + 16 + 12 + 280 + 64) * MiB);
+    assert.equal(m.rescueBytes, (12 + 280 + 900 + 256) * MiB);
+    assert.match(m.explanation, /staged files 316 MiB \+ kexec segments \(kernel \+ initrd\) 292 MiB/);
+  });
+});
