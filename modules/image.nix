@@ -1,0 +1,75 @@
+# system.build.emergencyImage: the image tarball of docs/image-layout.md, built from this NixOS system
+# (kernel, netboot initrd, command line) plus the host-side script and static tools.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  emergencyLib = import ./lib.nix;
+  cfg = config.emergency.image;
+  # uname -m of the hosts this image rescues: kexec-run.sh refuses any other.
+  arch = pkgs.stdenv.hostPlatform.uname.processor;
+  # The host may have nothing but sh and cat: these run there, so they must not need its libraries.
+  hostTools = {
+    busybox = lib.getExe' pkgs.pkgsStatic.busybox "busybox";
+    kexec = lib.getExe' pkgs.pkgsStatic.kexec-tools "kexec";
+    ip = lib.getExe' pkgs.pkgsStatic.iproute2 "ip";
+  };
+  cmdline = emergencyLib.kernelCmdline "${config.system.build.toplevel}/init" config.boot.kernelParams;
+in
+{
+  options.emergency.image.name = lib.mkOption {
+    type = lib.types.strMatching "[^\n=]+";
+    default = "NixOS ${config.system.nixos.release} rescue";
+    defaultText = lib.literalExpression ''"NixOS ''${config.system.nixos.release} rescue"'';
+    description = "The human name of the image, the `name` in its image.info.";
+  };
+
+  config.system.build.emergencyImage =
+    pkgs.runCommand "emergency-image-${arch}.tar"
+      {
+        nativeBuildInputs = [
+          pkgs.buildPackages.shellcheck-minimal
+          pkgs.buildPackages.zstd
+        ];
+        info = emergencyLib.imageInfo {
+          inherit arch;
+          inherit (cfg) name;
+        };
+        passthru = { inherit arch cmdline; };
+      }
+      ''
+        dir=emergency-image
+        mkdir -p $dir/bin
+
+        cp ${config.system.build.kernel}/${config.system.boot.loader.kernelFile} $dir/kernel
+        cp ${config.system.build.netbootRamdisk}/initrd $dir/initrd
+        printf '%s\n' ${lib.escapeShellArg cmdline} >$dir/cmdline
+
+        # The host-side script: its placeholders (listed at its top) filled in, then checked as the POSIX sh
+        # it runs as on the host.
+        sed -e 's|@arch@|${arch}|g' ${../scripts/kexec-run.sh} >$dir/kexec-run.sh
+        if grep -n '@[a-z_][a-z_]*@' $dir/kexec-run.sh; then
+          echo "kexec-run.sh: placeholder left unfilled (see the lines above)" >&2
+          exit 1
+        fi
+        shellcheck --shell=sh $dir/kexec-run.sh
+        chmod 755 $dir/kexec-run.sh
+
+        install -m 755 ${hostTools.busybox} $dir/bin/busybox
+        install -m 755 ${hostTools.kexec} $dir/bin/kexec
+        install -m 755 ${hostTools.ip} $dir/bin/ip
+
+        # What the initrd occupies in RAM once the kernel has unpacked it (preflight compares it with the host's
+        # free memory). The initrd is zstd frames back to back, which zstd decompresses as one stream.
+        unpacked=$(zstd -dc $dir/initrd | wc -c)
+        { printf '%s' "$info"; echo "rescue_unpacked_bytes=$unpacked"; } >$dir/image.info
+
+        (cd $dir && find . -type f ! -name SHA256SUMS | sed 's|^\./||' | LC_ALL=C sort | xargs sha256sum >SHA256SUMS)
+
+        # Uncompressed: the kernel and initrd are compressed already (docs/image-layout.md).
+        tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@1 -cf $out $dir
+      '';
+}

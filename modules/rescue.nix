@@ -1,0 +1,33 @@
+# nixosModules.emergency: the rescue system. The whole NixOS system lives in the initrd (nixpkgs' netboot
+# ramdisk: a squashfs of the store inside the initrd, a tmpfs root), so kexec needs only a kernel, an initrd and
+# `init=` on the command line, and nothing of the host's disks is touched unless the admin asks.
+#
+# Import it into your own configuration to add tools; nixosModules.kexec adds the image and the restore hook.
+{ lib, modulesPath, ... }:
+{
+  imports = [
+    (modulesPath + "/installer/netboot/netboot.nix")
+    ./console.nix
+    ./hardware.nix
+    ./network.nix
+    ./ssh.nix
+    ./size.nix
+    ./tools.nix
+  ];
+
+  # The orchestrator and the tests recognise the rescue system by this parameter in /proc/cmdline and by
+  # /etc/emergency-rescue; image.nix also puts the parameter in the image's cmdline file.
+  boot.kernelParams = [ "emergency.rescue=1" ];
+  environment.etc.emergency-rescue.text = ''
+    This is the emergency rescue system, running from RAM. Nothing here survives a reboot.
+    Restore log: /var/log/emergency-restore.log
+  '';
+
+  networking.hostName = lib.mkDefault "emergency-rescue";
+
+  # Systemd stage 1 (the nixpkgs default): restore.nix carries /emergency across switch-root with an initrd unit.
+  boot.initrd.systemd.enable = lib.mkDefault true;
+
+  # Stateless and rebuilt with every image: the state version is simply the release it is built from.
+  system.stateVersion = lib.mkDefault lib.trivial.release;
+}

@@ -1,0 +1,105 @@
+# The restore hook: puts the old system's host keys, root's authorized keys and network back, from the cpio
+# archive kexec-run.sh appended to the initrd (docs/image-layout.md, "The restore interface"). It runs
+# scripts/restore.sh, the same file the Nix-free test image runs.
+#
+# Where the data is: the kernel unpacks every cpio in the initrd into the initramfs, so /emergency lands in
+# the *stage-1* root. Netboot then mounts a fresh tmpfs as the real root (/sysroot) and switch-root deletes
+# the initramfs, /emergency with it. So the hook has two halves:
+#
+# 1. Stage 1 only carries the data over: a small initrd unit copies /emergency to /sysroot/emergency once
+#    /sysroot is mounted. (nixos-images' kexec installer copies its /ssh data into /sysroot/etc/ssh at the
+#    same point; we copy the raw data instead and install it in stage 2, because the NixOS activation in
+#    switch-root only then creates /etc, which may be an overlay that hides anything written earlier.)
+# 2. Stage 2 runs restore.sh as a oneshot unit ordered before network-pre.target and sshd. network-pre.target
+#    is systemd's hook for exactly this: every network manager (dhcpcd, networkd, scripted networking) is
+#    ordered after it, and our unit pulls it in, so the addresses are set before any of them starts, and
+#    sshd starts with the old host keys in place. The original tool used networking.localCommands, which runs
+#    *after* network-pre.target, alongside DHCP, and not before sshd.
+#
+# Booted without appended data (say, to try the image), both units are skipped by their conditions.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  dataDir = "/emergency";
+
+  # restore.sh and the network.sh it runs are POSIX sh; run them under dash, as on a Debian host, so a bashism
+  # fails here too. network.sh is started as `sh`, so `sh` must be dash on the unit's PATH.
+  dashAsSh = pkgs.runCommand "emergency-dash-as-sh" { } ''
+    mkdir -p $out/bin
+    ln -s ${lib.getExe pkgs.dash} $out/bin/sh
+  '';
+
+  carryOver = root: ''
+    rm -rf ${root}${dataDir}
+    cp -a ${dataDir} ${root}${dataDir}
+    chmod 700 ${root}${dataDir}
+  '';
+in
+{
+  config = lib.mkMerge [
+    (lib.mkIf config.boot.initrd.systemd.enable {
+      boot.initrd.systemd.services.emergency-carry-over = {
+        description = "Carry the emergency restore data into the rescue system's root";
+        wantedBy = [ "initrd.target" ];
+        before = [
+          "initrd.target"
+          "shutdown.target"
+        ];
+        conflicts = [ "shutdown.target" ];
+        unitConfig = {
+          DefaultDependencies = false;
+          RequiresMountsFor = "/sysroot";
+          ConditionPathIsDirectory = dataDir;
+        };
+        serviceConfig.Type = "oneshot";
+        script = carryOver "/sysroot";
+      };
+    })
+
+    # Scripted stage 1 (boot.initrd.systemd.enable = false): the same copy, once the root is at /mnt-root.
+    (lib.mkIf (!config.boot.initrd.systemd.enable) {
+      boot.initrd.postMountCommands = ''
+        if [ -d ${dataDir} ]; then
+          ${carryOver "/mnt-root"}
+        fi
+      '';
+    })
+
+    {
+      systemd.services.emergency-restore = {
+        description = "Restore the old system's host keys, authorized keys and network";
+        wantedBy = [ "multi-user.target" ];
+        wants = [ "network-pre.target" ];
+        before = [
+          "network-pre.target"
+          "sshd.service"
+          "sshd.socket"
+        ];
+        unitConfig.ConditionPathIsDirectory = dataDir;
+        path = [
+          dashAsSh
+          pkgs.coreutils
+          pkgs.gnugrep
+          pkgs.gnused
+          pkgs.iproute2
+        ];
+        environment = {
+          EMERGENCY_DIR = dataDir;
+          SSH_DIR = "/etc/ssh";
+          ROOT_SSH_DIR = "/root/.ssh";
+          RESTORE_LOG = "/var/log/emergency-restore.log";
+        };
+        serviceConfig = {
+          Type = "oneshot";
+          RemainAfterExit = true;
+          ExecStart = "${lib.getExe pkgs.dash} ${../scripts/restore.sh}";
+          StandardOutput = "journal+console";
+        };
+      };
+    }
+  ];
+}
