@@ -73,7 +73,13 @@ in
       systemd.services.emergency-restore = {
         description = "Restore the old system's host keys, authorized keys and network";
         wantedBy = [ "multi-user.target" ];
-        wants = [ "network-pre.target" ];
+        # network.sh finds each interface by MAC once, so the NICs must exist: udev-settle waits until the
+        # events of the coldplug (driver loads, firmware, the new interfaces) are handled.
+        wants = [
+          "network-pre.target"
+          "systemd-udev-settle.service"
+        ];
+        after = [ "systemd-udev-settle.service" ];
         before = [
           "network-pre.target"
           "sshd.service"
