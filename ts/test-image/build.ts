@@ -1,0 +1,245 @@
+/**
+ * `npm run test-image`: builds the Nix-free test image (docs/test-image.md) from Debian packages in the layout
+ * of docs/image-layout.md, at .cache/test-image/emergency-image-x86_64.tar, and prints its path last.
+ * Rebuilds only when a package version or a project file that goes in changes.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { writeCpio, entriesFromDir, unpackedBytes, type CpioEntry } from './cpio.js';
+import { extractDebs, fetchDebs, kernelPackage, resolveDebs } from './debs.js';
+import { kernelVersion } from './kmod.js';
+import { copyIn, installBusybox, installModules, installPrograms, writeIn } from './stage.js';
+
+const exec = promisify(execFile);
+
+/** The repository root (this file runs from dist/test-image/). */
+export const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..');
+/** Where downloaded packages are kept, by file name (name_version_arch.deb). */
+export const DEB_CACHE = join(REPO, '.cache/debs');
+const OUT_DIR = join(REPO, '.cache/test-image');
+const ARCH = 'x86_64';
+const IMAGE_NAME = 'Debian test image';
+
+/** The kernel's meta package: follows Debian's current cloud kernel (virtio drivers, small). */
+export const KERNEL_META = 'linux-image-cloud-amd64';
+
+/**
+ * Packages besides the kernel. The libraries are the DT_NEEDED closure of sshd, ip and kexec; the build
+ * fails naming any soname none of them provides (closure.ts).
+ */
+export const RESCUE_PACKAGES = [
+  'busybox-static',
+  'openssh-server',
+  'iproute2',
+  'kexec-tools',
+  // libraries of sshd, ip and kexec
+  'libc6',
+  'libcrypt1',
+  'libwrap0',
+  'libnsl2',
+  'libtirpc3',
+  'libaudit1',
+  'libcap-ng0',
+  'libpam0g',
+  'libsystemd0',
+  'libcap2',
+  'libgcrypt20',
+  'libgpg-error0',
+  'liblz4-1',
+  'liblzma5',
+  'libzstd1',
+  'libselinux1',
+  'libpcre2-8-0',
+  'libgssapi-krb5-2',
+  'libkrb5-3',
+  'libk5crypto3',
+  'libkrb5support0',
+  'libkeyutils1',
+  'libcom-err2',
+  'libssl3',
+  'zlib1g',
+  'libbpf1',
+  'libelf1',
+  'libmnl0',
+  'libbsd0',
+  'libmd0',
+  'libxenmisc4.17',
+  'libxentoollog1',
+  'libxencall1',
+  'libxenevtchn1',
+  'libxenforeignmemory1',
+  'libxengnttab1',
+  'libxendevicemodel1',
+  'libxentoolcore1',
+];
+
+/** NIC drivers, and what network.sh may create (VLANs, bonds, bridges). */
+export const NIC_MODULES = ['virtio_pci', 'virtio_net', '8021q', 'bonding', 'bridge'];
+
+/** Project files that go into the image: any change rebuilds it. */
+const PROJECT_FILES = ['scripts/kexec-run.sh', 'scripts/restore.sh', 'ts/test-image/rescue-init.sh', 'ts/test-image/sshd_config'];
+
+const CMDLINE = 'console=tty0 console=ttyS0,115200 emergency.rescue=1 panic=10 loglevel=4';
+
+/** The builder's own compiled files, so a builder change also rebuilds. */
+async function builderFiles(): Promise<string[]> {
+  const dir = dirname(fileURLToPath(import.meta.url));
+  return (await readdir(dir)).filter((f) => f.endsWith('.js')).sort().map((f) => join(dir, f));
+}
+
+/** Cache key: package files (name + version) and the bytes of every project file that goes in. */
+export async function inputKey(debFiles: string[], files: string[]): Promise<string> {
+  const hash = createHash('sha256');
+  for (const f of [...debFiles].sort()) hash.update(`deb ${f}\n`);
+  for (const f of files) hash.update(`file ${f}\n`).update(await readFile(f));
+  return hash.digest('hex');
+}
+
+/** Extracted Debian packages for one build, in a temporary directory under `.cache/`. */
+export async function preparePackages(extra: string[], workDir: string): Promise<{ root: string; debFiles: string[]; kernel: string }> {
+  const kernel = await kernelPackage(KERNEL_META);
+  const debs = await resolveDebs([kernel, ...RESCUE_PACKAGES, ...extra]);
+  const paths = await fetchDebs(debs, DEB_CACHE);
+  const root = join(workDir, 'extracted');
+  await extractDebs(paths.values(), root);
+  return { root, debFiles: debs.map((d) => d.file), kernel };
+}
+
+/** The static rescue-side files that are not from a package. */
+function rescueEtc(): Record<string, [string, number]> {
+  return {
+    'etc/passwd': ['root:x:0:0:root:/root:/bin/sh\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n', 0o644],
+    'etc/group': ['root:x:0:\nnogroup:x:65534:\n', 0o644],
+    // `*`, not `!`: sshd treats `!` as a locked account and would refuse even key logins.
+    'etc/shadow': ['root:*:19000:0:99999:7:::\nsshd:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n', 0o600],
+    'etc/inittab': ['::askfirst:-/bin/sh\n::ctrlaltdel:/sbin/reboot\n::shutdown:/bin/umount -a -r\n', 0o644],
+    'etc/hosts': ['127.0.0.1 localhost\n::1 localhost\n', 0o644],
+  };
+}
+
+/** Compresses an initramfs cpio with zstd (the kernel's CONFIG_RD_ZSTD). */
+export async function zstd(input: string, output: string): Promise<void> {
+  await exec('zstd', ['-q', '-f', '-19', '-T0', input, '-o', output]);
+}
+
+async function sha256File(path: string): Promise<string> {
+  return createHash('sha256').update(await readFile(path)).digest('hex');
+}
+
+/** Builds the rescue initrd into `out`; returns the bytes it unpacks to. */
+async function buildRescueInitrd(root: string, work: string, out: string): Promise<{ unpacked: number; cpioBytes: number }> {
+  const stage = join(work, 'rescue');
+  const version = await kernelVersion(root);
+  await installPrograms(root, stage, { '/usr/sbin/sshd': '/usr/sbin/sshd', '/bin/ip': '/usr/sbin/ip' });
+  const busybox = join(root, 'bin/busybox');
+  await installBusybox(stage, busybox);
+  await installModules(root, stage, version, NIC_MODULES, busybox);
+  const init = (await readFile(join(REPO, 'ts/test-image/rescue-init.sh'), 'utf8'))
+    .replaceAll('@name@', IMAGE_NAME)
+    .replaceAll('@modules@', NIC_MODULES.join(' '));
+  if (/@[a-z]+@/.test(init)) throw new Error('rescue-init.sh has a placeholder the builder does not fill');
+  await writeIn(stage, 'init', init, 0o755);
+  await writeIn(stage, 'usr/lib/emergency/restore.sh', await readFile(join(REPO, 'scripts/restore.sh')), 0o755);
+  await writeIn(stage, 'etc/ssh/sshd_config', await readFile(join(REPO, 'ts/test-image/sshd_config')), 0o644);
+  for (const [path, [content, mode]] of Object.entries(rescueEtc())) await writeIn(stage, path, content, mode);
+  for (const [dir, mode] of [['root', 0o700], ['tmp', 0o1777], ['proc', 0o755], ['sys', 0o755], ['dev', 0o755], ['run', 0o755], ['var/log', 0o755], ['mnt', 0o755]] as const) {
+    await mkdir(join(stage, dir), { recursive: true });
+    await chmod(join(stage, dir), mode);
+  }
+  const entries: CpioEntry[] = [
+    ...(await entriesFromDir(stage)),
+    // The kernel opens /dev/console for init before anything is mounted.
+    { path: 'dev/console', type: 'char', major: 5, minor: 1, mode: 0o600 },
+  ];
+  const cpio = join(work, 'initrd.cpio');
+  const data = writeCpio(entries);
+  await writeFile(cpio, data);
+  await zstd(cpio, out);
+  return { unpacked: unpackedBytes(entries), cpioBytes: data.length };
+}
+
+/** Builds (or finds cached) the test image; returns the tarball's path. */
+export async function buildTestImage(log: (line: string) => void = () => {}): Promise<string> {
+  const tarPath = join(OUT_DIR, `emergency-image-${ARCH}.tar`);
+  const keyPath = join(OUT_DIR, `emergency-image-${ARCH}.key`);
+  await mkdir(OUT_DIR, { recursive: true });
+  const kernel = await kernelPackage(KERNEL_META);
+  const debs = await resolveDebs([kernel, ...RESCUE_PACKAGES]);
+  const key = await inputKey(
+    debs.map((d) => d.file),
+    [...PROJECT_FILES.map((f) => join(REPO, f)), ...(await builderFiles())],
+  );
+  if (existsSync(tarPath) && existsSync(keyPath) && (await readFile(keyPath, 'utf8')).trim() === key) {
+    log(`test image is up to date (inputs ${key.slice(0, 12)})`);
+    return tarPath;
+  }
+
+  const work = await mkdtemp(join(OUT_DIR, '.build-'));
+  try {
+    log(`building the test image from ${debs.length} Debian packages`);
+    const { root } = await preparePackages([], work);
+    const version = await kernelVersion(root);
+    const image = join(work, 'emergency-image');
+    await mkdir(join(image, 'bin'), { recursive: true });
+    await copyIn(root, `/boot/vmlinuz-${version}`, image, 'kernel');
+    const initrd = await buildRescueInitrd(root, work, join(image, 'initrd'));
+    await writeFile(join(image, 'cmdline'), `${CMDLINE}\n`);
+    const kexecRun = (await readFile(join(REPO, 'scripts/kexec-run.sh'), 'utf8')).replaceAll('@arch@', ARCH);
+    if (/@[a-z]+@/.test(kexecRun)) throw new Error(`scripts/kexec-run.sh has a placeholder the builder does not fill: ${/@[a-z]+@/.exec(kexecRun)![0]}`);
+    await writeIn(image, 'kexec-run.sh', kexecRun, 0o755);
+
+    // Host-side tools: Debian's dynamic kexec and ip, run through the image's own ld.so and libraries.
+    await copyFile(join(root, 'bin/busybox'), join(image, 'bin/busybox'));
+    await chmod(join(image, 'bin/busybox'), 0o755);
+    const tools = join(work, 'tools');
+    const libs = await installPrograms(root, tools, { '/sbin/kexec': '/bin/kexec', '/bin/ip': '/bin/ip' });
+    await copyFile(join(tools, 'bin/kexec'), join(image, 'bin/kexec'));
+    await copyFile(join(tools, 'bin/ip'), join(image, 'bin/ip'));
+    await mkdir(join(image, 'lib'));
+    const interpreter = libs[0];
+    await copyFile(interpreter.realPath, join(image, 'lib/ld.so'));
+    // libc names the loader as DT_NEEDED too; the loader already running satisfies it, so no second copy.
+    for (const lib of libs.slice(1)) if (lib.soname !== interpreter.soname) await copyFile(lib.realPath, join(image, 'lib', lib.soname));
+
+    await writeFile(join(image, 'image.info'), `format=1\narch=${ARCH}\nname=${IMAGE_NAME}\nrescue_unpacked_bytes=${initrd.unpacked}\n`);
+    const files = (await exec('find', ['.', '-type', 'f'], { cwd: image })).stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((f) => f.replace(/^\.\//, ''))
+      .sort();
+    const sums = await Promise.all(files.map(async (f) => `${await sha256File(join(image, f))}  ${f}\n`));
+    await writeFile(join(image, 'SHA256SUMS'), sums.join(''));
+
+    const tmpTar = join(work, 'image.tar');
+    await exec('tar', ['--format=ustar', '--owner=0', '--group=0', '--numeric-owner', '--sort=name', '--mtime=@0', '-cf', tmpTar, '-C', work, 'emergency-image']);
+    await rename(tmpTar, tarPath);
+    await writeFile(keyPath, `${key}\n`);
+    const tarBytes = (await stat(tarPath)).size;
+    log(
+      `kernel ${version}; initrd ${(await stat(join(image, 'initrd'))).size} bytes zstd, ${initrd.cpioBytes} bytes cpio, ` +
+        `rescue_unpacked_bytes=${initrd.unpacked}; tar ${tarBytes} bytes`,
+    );
+    return tarPath;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const started = Date.now();
+  buildTestImage((line) => console.log(line)).then(
+    (path) => {
+      console.log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      console.log(path);
+    },
+    (e: Error) => {
+      console.error(`test image build failed: ${e.message}`);
+      process.exitCode = 1;
+    },
+  );
+}

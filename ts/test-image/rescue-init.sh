@@ -1,0 +1,70 @@
+#!/bin/sh
+# /init of the Debian test image's rescue system (docs/test-image.md): the stand-in for the NixOS rescue system.
+# Mounts the API filesystems, loads the NIC drivers and waits for the NICs, marks the system as the rescue,
+# runs the project's restore script (the same file the NixOS module runs), then hands PID 1 to busybox init,
+# which runs sshd with the restored host keys. It never generates host keys: a rescue that cannot prove it is
+# the host must not answer as one.
+#
+# Placeholders (filled in by ts/test-image/build.ts):
+#   @name@      the image's human name (image.info `name`)
+#   @modules@   NIC and network-restore kernel modules to load, space-separated
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs -o mode=755,nosuid,nodev run /run
+mount -t tmpfs -o mode=1777,nosuid,nodev shm /dev/shm
+
+log() { echo "emergency-rescue: $*" >/dev/console; }
+
+modules='@modules@'
+for module in $modules; do
+  modprobe "$module" || log "cannot load module $module"
+done
+
+# Wait until every PCI network controller (class 0x02xxxx) has an interface: the restore script matches NICs by
+# MAC and must see all of them. Poll for at most 10 s; a NIC without a driver must not block the rescue forever.
+nics_expected() {
+  n=0
+  for class in /sys/bus/pci/devices/*/class; do
+    case $(cat "$class" 2>/dev/null) in 0x02*) n=$((n + 1)) ;; esac
+  done
+  echo "$n"
+}
+nics_present() {
+  n=0
+  for dev in /sys/class/net/*/device; do
+    [ -e "$dev" ] && n=$((n + 1))
+  done
+  echo "$n"
+}
+expected=$(nics_expected)
+tries=0
+while [ "$(nics_present)" -lt "$expected" ] && [ "$tries" -lt 100 ]; do
+  usleep 100000
+  tries=$((tries + 1))
+done
+log "network interfaces: $(nics_present) of $expected after $tries polls"
+
+ip link set lo up
+# The old system's name, so prompts and logs say which host this rescue stands in for.
+name=$(sed -n 's/^hostname=//p' /emergency/restore.env 2>/dev/null)
+hostname "${name:-emergency-rescue}"
+printf 'name=%s\nbooted_at=%s\n' '@name@' "$(date +%s)" >/etc/emergency-rescue
+
+sh /usr/lib/emergency/restore.sh
+
+mkdir -p /run/sshd
+chmod 755 /run/sshd
+set -- /etc/ssh/ssh_host_*_key
+if [ -e "$1" ]; then
+  # sshd re-executes itself, so it must be started by its absolute path.
+  echo '::respawn:/usr/sbin/sshd -D -e' >>/etc/inittab
+else
+  log "no host keys were restored: sshd is not started (the rescue never makes new host keys)"
+fi
+log "rescue system ready"
+exec /bin/busybox init
