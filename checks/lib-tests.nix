@@ -144,7 +144,7 @@ let
     c: "${c.name}\n    expected ${builtins.toJSON c.expected}\n    got      ${builtins.toJSON c.expr}";
 in
 if failures == [ ] then
-  "lib-tests: ${toString (builtins.length cases)} passed, 0 failed"
+  "lib-tests: all ${toString (builtins.length cases)} cases pass"
 else
   throw "lib-tests: ${toString (builtins.length failures)} of ${toString (builtins.length cases)} failed:\n  ${
     builtins.concatStringsSep "\n  " (map describe failures)

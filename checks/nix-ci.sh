@@ -15,5 +15,6 @@ for step in checks/parse-nix.sh checks/nix-eval-checks.sh; do
     echo "nix-ci: $step failed" >&2
   fi
 done
-echo "nix-ci: $passed passed, $failed failed"
+# Not the "N passed, N failed" form: CI reads that as the test summary, which npm test prints later.
+echo "nix-ci: $passed step(s) passed, $failed step(s) failed"
 [ "$failed" = 0 ]

@@ -117,7 +117,8 @@ export async function buildImageWithNix(arch: string, flake: string): Promise<st
   const system = nixSystemFor(arch);
   if (!system) throw new UsageError(`no image can be built for architecture ${arch}`, 'emergency supports x86_64 and aarch64 hosts.');
   const attr = `${flake}#packages.${system}.image`;
-  const built = await $({ nothrow: true, quiet: true, stdio: ['ignore', 'pipe', 'inherit'] })`nix build ${attr} --no-link --print-out-paths`;
+  // A stock Nix install has flakes switched off; the flag is harmless where they are on.
+  const built = await $({ nothrow: true, quiet: true, stdio: ['ignore', 'pipe', 'inherit'] })`nix --extra-experimental-features ${'nix-command flakes'} build ${attr} --no-link --print-out-paths`;
   if (built.exitCode !== 0) {
     throw new UsageError(
       `nix build ${attr} failed (exit ${built.exitCode})`,
