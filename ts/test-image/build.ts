@@ -34,6 +34,7 @@ export const KERNEL_META = 'linux-image-cloud-amd64';
  */
 export const RESCUE_PACKAGES = [
   'busybox-static',
+  'dash',
   'openssh-server',
   'iproute2',
   'kexec-tools',
@@ -119,6 +120,8 @@ function rescueEtc(): Record<string, [string, number]> {
     'etc/shadow': ['root:*:19000:0:99999:7:::\nsshd:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n', 0o600],
     'etc/inittab': ['::askfirst:-/bin/sh\n::ctrlaltdel:/sbin/reboot\n::shutdown:/bin/umount -a -r\n', 0o644],
     'etc/hosts': ['127.0.0.1 localhost\n::1 localhost\n', 0o644],
+    // Loading bonding must not create a bond0 that was never on the old system; network.sh makes its own.
+    'etc/modprobe.d/emergency.conf': ['options bonding max_bonds=0\n', 0o644],
   };
 }
 
@@ -135,7 +138,8 @@ async function sha256File(path: string): Promise<string> {
 async function buildRescueInitrd(root: string, work: string, out: string): Promise<{ unpacked: number; cpioBytes: number }> {
   const stage = join(work, 'rescue');
   const version = await kernelVersion(root);
-  await installPrograms(root, stage, { '/usr/sbin/sshd': '/usr/sbin/sshd', '/bin/ip': '/usr/sbin/ip' });
+  // dash as /bin/sh: busybox's own shell would run its `ip` applet instead of iproute2's (rescue-init.sh).
+  await installPrograms(root, stage, { '/usr/sbin/sshd': '/usr/sbin/sshd', '/bin/ip': '/usr/sbin/ip', '/bin/dash': '/bin/sh' });
   const busybox = join(root, 'bin/busybox');
   await installBusybox(stage, busybox);
   await installModules(root, stage, version, NIC_MODULES, busybox);

@@ -1,5 +1,7 @@
 #!/bin/sh
 # /init of the Debian test image's rescue system (docs/test-image.md): the stand-in for the NixOS rescue system.
+# /bin/sh is dash: Debian's busybox-static shell prefers its own applets over PATH, so under it `ip` would be
+# busybox's, not the iproute2 the restore script needs.
 # Mounts the API filesystems, loads the NIC drivers and waits for the NICs, marks the system as the rescue,
 # runs the project's restore script (the same file the NixOS module runs), then hands PID 1 to busybox init,
 # which runs sshd with the restored host keys. It never generates host keys: a rescue that cannot prove it is
@@ -55,14 +57,19 @@ name=$(sed -n 's/^hostname=//p' /emergency/restore.env 2>/dev/null)
 hostname "${name:-emergency-rescue}"
 printf 'name=%s\nbooted_at=%s\n' '@name@' "$(date +%s)" >/etc/emergency-rescue
 
-sh /usr/lib/emergency/restore.sh
+# restore.sh writes each line to the console itself; its stdout would only repeat them there.
+sh /usr/lib/emergency/restore.sh >/dev/null
 
 mkdir -p /run/sshd
 chmod 755 /run/sshd
-set -- /etc/ssh/ssh_host_*_key
-if [ -e "$1" ]; then
+# One -h per restored key, so sshd uses exactly those (sshd_config names none).
+keys=
+for key in /etc/ssh/ssh_host_*_key; do
+  [ -f "$key" ] && keys="$keys -h $key"
+done
+if [ -n "$keys" ]; then
   # sshd re-executes itself, so it must be started by its absolute path.
-  echo '::respawn:/usr/sbin/sshd -D -e' >>/etc/inittab
+  echo "::respawn:/usr/sbin/sshd -D -e$keys" >>/etc/inittab
 else
   log "no host keys were restored: sshd is not started (the rescue never makes new host keys)"
 fi
