@@ -52,6 +52,27 @@ describe('network round trip through namespaces', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  test('a missing NIC is one failed step: the script goes on, and its exit status counts it', { skip: whyNot() }, () => {
+    const c = CASES.find((x) => x.name === 'hetzner-dedicated')!;
+    const old = buildOld(c);
+    const capture = parseNetworkCapture(parseScriptOutput(captureIn(old.ns, c)));
+    // As on a real server: a NIC without a link kind is required (a veth would be optional).
+    for (const l of capture.links) if (l.linkinfo?.info_kind === 'veth') delete l.linkinfo;
+    const script = join(dir, 'missing-nic.sh');
+    writeFileSync(script, renderRestoreScript(planNetwork(capture)));
+    const rescue = buildRescue({ ...c, nics: [] }, 'missing');
+    const work = mkdtempSync(join(dir, 'missing-'));
+    const env = { ...process.env, EMERGENCY_CONSOLE: '/dev/null', RESOLV_CONF: join(work, 'resolv.conf'), EMERGENCY_STATE_DIR: work };
+    for (const shell of SHELLS.filter((s) => hasCommand(s.argv[0]))) {
+      const r = nsExec(rescue.ns, [...shell.argv, script], { env });
+      assert.equal(r.status, 1, `${shell.name}: exit status is the number of failed steps\n${r.stdout}`);
+      assert.match(r.stdout, /FAILED: no interface has MAC 52:54:00:12:34:02 \(was enp0s31f6\)/);
+      assert.match(r.stdout, /skipped: route default via 203\.0\.113\.65 dev enp0s31f6 onlink \(needs enp0s31f6\)/);
+      assert.match(r.stdout, /done: 1 failed step\(s\)/);
+      assert.match(readFileSync(env.RESOLV_CONF, 'utf8'), /^nameserver 185\.12\.64\.1$/m, 'later steps still ran');
+    }
+  });
+
   for (const c of CASES) {
     test(c.name, { skip: whyNot(c.needs) }, (t) => {
       const old = buildOld(c);
