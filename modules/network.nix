@@ -2,9 +2,9 @@
 # sets addresses, routes and /etc/resolv.conf on the interfaces with the old MACs. Nothing else may touch them.
 { ... }:
 {
-  # No DHCP client: a lease could add a second default route or, on a host with static addresses, none at all,
-  # and networkd would remove the "foreign" addresses and routes network.sh set. The rescue system has
-  # exactly the addresses the old system had.
+  # No DHCP service: a lease could add a second default route or, on a host with static addresses, none at all,
+  # and networkd would remove the "foreign" addresses and routes network.sh set. network.sh itself starts a
+  # DHCP client only on the interfaces that were DHCP-configured before (restore.nix puts dhcpcd on its PATH).
   networking.useDHCP = false;
   networking.dhcpcd.enable = false;
   networking.useNetworkd = false;

@@ -92,6 +92,9 @@ in
           pkgs.gnugrep
           pkgs.gnused
           pkgs.iproute2
+          # network.sh starts a DHCP client (in the background) only on interfaces whose addresses the old
+          # system had leased, and keeps the last lease statically too; dhcpcd is the client it finds here.
+          pkgs.dhcpcd
         ];
         environment = {
           EMERGENCY_DIR = dataDir;
