@@ -2,13 +2,9 @@
  * Turns a network plan into the POSIX sh script the rescue system runs (`/emergency/network.sh`, started by
  * scripts/restore.sh) and into the text a person reads before saying yes. Pure.
  */
+import { shellQuote } from '../shell-quote.js';
 import type { NetworkPlan, PlannedAddress, PlannedInterface, PlannedRoute, PlannedRule } from './plan.js';
 
-/** Quotes one word for a POSIX shell (dash and busybox ash included: no bash-only `$'…'`). */
-export function shQuote(word: string): string {
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
-  return `'${word.replace(/'/g, `'\\''`)}'`;
-}
 
 // The fixed part of every restore script: helpers that keep it going past failures and find NICs by MAC.
 const PRELUDE = String.raw`set -u
@@ -129,9 +125,9 @@ export function renderRestoreScript(plan: NetworkPlan): string {
     if (needed.length === 0) return code;
     const test = needed.map((i) => `[ -n "$${i.id}" ]`).join(' && ');
     const missing = needed.map((i) => i.name).join(', ');
-    return `if ${test}; then\n  ${code.replace(/\n/g, '\n  ')}\nelse\n  say ${shQuote(`skipped: ${desc} (needs ${missing})`)}\nfi`;
+    return `if ${test}; then\n  ${code.replace(/\n/g, '\n  ')}\nelse\n  say ${shellQuote(`skipped: ${desc} (needs ${missing})`)}\nfi`;
   };
-  const step = (desc: string, args: string) => `step ${shQuote(desc)} ${args}`;
+  const step = (desc: string, args: string) => `step ${shellQuote(desc)} ${args}`;
 
   out.push('', '# Interfaces, parents before children.');
   for (const i of plan.interfaces) {
@@ -139,22 +135,22 @@ export function renderRestoreScript(plan: NetworkPlan): string {
     if (i.kind === 'loopback') out.push(`${i.id}=lo`);
     if (i.kind === 'nic') {
       const notFound = i.optional
-        ? `say ${shQuote(`skipped: no interface has MAC ${i.mac} (was ${i.name}; optional)`)}`
-        : `failures=$((failures + 1))\n  say ${shQuote(`FAILED: no interface has MAC ${i.mac} (was ${i.name})`)}`;
+        ? `say ${shellQuote(`skipped: no interface has MAC ${i.mac} (was ${i.name}; optional)`)}`
+        : `failures=$((failures + 1))\n  say ${shellQuote(`FAILED: no interface has MAC ${i.mac} (was ${i.name})`)}`;
       out.push(
-        `${i.id}=$(find_nic ${shQuote(i.mac)}) || ${i.id}=''`,
-        `if [ -n "$${i.id}" ]; then\n  say ${shQuote(`${i.name} (${i.mac}) is`)} "$${i.id}"\nelse\n  ${notFound}\nfi`,
+        `${i.id}=$(find_nic ${shellQuote(i.mac)}) || ${i.id}=''`,
+        `if [ -n "$${i.id}" ]; then\n  say ${shellQuote(`${i.name} (${i.mac}) is`)} "$${i.id}"\nelse\n  ${notFound}\nfi`,
       );
     }
     if (i.kind === 'bond' || i.kind === 'bridge' || i.kind === 'dummy' || i.kind === 'vlan') {
-      out.push(`${i.id}=${shQuote(i.name)}`);
+      out.push(`${i.id}=${shellQuote(i.name)}`);
       let add: string;
       if (i.vlan) {
-        add = `link ${ref(i.vlan.parent)} name "$${i.id}" address ${shQuote(i.mac)} type vlan id ${i.vlan.id} protocol ${shQuote(i.vlan.protocol)}`;
+        add = `link ${ref(i.vlan.parent)} name "$${i.id}" address ${shellQuote(i.mac)} type vlan id ${i.vlan.id} protocol ${shellQuote(i.vlan.protocol)}`;
       } else {
-        add = `name "$${i.id}" address ${shQuote(i.mac)} type ${i.kind}${i.linkOptions.map(([k, v]) => ` ${k} ${shQuote(v)}`).join('')}`;
+        add = `name "$${i.id}" address ${shellQuote(i.mac)} type ${i.kind}${i.linkOptions.map(([k, v]) => ` ${k} ${shellQuote(v)}`).join('')}`;
       }
-      const create = `step ${shQuote(`create ${i.kind} ${label}`)} new_link "$${i.id}" ${add}`;
+      const create = `step ${shellQuote(`create ${i.kind} ${label}`)} new_link "$${i.id}" ${add}`;
       out.push(i.vlan ? guard([i.vlan.parent], `create ${i.kind} ${label}`, create) : create);
       // A later step must not touch an interface that could not be created.
       out.push(`[ -e "/sys/class/net/$${i.id}" ] || ${i.id}=''`);
@@ -190,7 +186,7 @@ export function renderRestoreScript(plan: NetworkPlan): string {
   for (const rule of plan.rules) {
     const desc = describeRule(rule);
     const devs = rule.args.filter((a): a is { dev: string } => typeof a !== 'string').map((a) => a.dev);
-    const args = rule.args.map((a) => (typeof a === 'string' ? shQuote(a) : ref(a.dev))).join(' ');
+    const args = rule.args.map((a) => (typeof a === 'string' ? shellQuote(a) : ref(a.dev))).join(' ');
     out.push(guard(devs, desc, step(desc, `add_rule ${rule.family === 'inet6' ? '-6' : '-4'} ${args}`)));
   }
 
@@ -202,7 +198,7 @@ export function renderRestoreScript(plan: NetworkPlan): string {
       ...plan.dns.nameservers.map((ns) => `nameserver ${ns}`),
       ...(plan.dns.options.length ? [`options ${plan.dns.options.join(' ')}`] : []),
     ];
-    out.push(step(`nameservers ${plan.dns.nameservers.join(', ')}`, `write_resolv_conf ${lines.map(shQuote).join(' ')}`));
+    out.push(step(`nameservers ${plan.dns.nameservers.join(', ')}`, `write_resolv_conf ${lines.map(shellQuote).join(' ')}`));
   } else {
     out.push(`say 'no nameservers to restore'`);
   }
@@ -232,7 +228,7 @@ function addressArgs(a: PlannedAddress, dev: string): string {
   if (a.noprefixroute) words.push('noprefixroute');
   // The old system held this address until a moment ago: duplicate address detection would only delay it.
   if (a.family === 'inet6') words.push('nodad');
-  return `${words.map(shQuote).join(' ')} dev ${dev}`;
+  return `${words.map(shellQuote).join(' ')} dev ${dev}`;
 }
 
 function routeArgs(r: PlannedRoute, dev: string | undefined): string {
@@ -252,7 +248,7 @@ function routeArgs(r: PlannedRoute, dev: string | undefined): string {
   if (r.pref) words.push('pref', r.pref);
   for (const [k, v] of r.metrics) words.push(k, v);
   if (r.onlink) words.push('onlink');
-  const quoted = words.map(shQuote).join(' ');
+  const quoted = words.map(shellQuote).join(' ');
   return dev === undefined ? quoted : `${quoted} dev ${dev}`;
 }
 

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { describePlan, renderRestoreScript, shQuote } from '../../network/render.js';
+import { describePlan, renderRestoreScript } from '../../network/render.js';
 import { fixture, fixtureNames } from './network-fixtures.js';
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
@@ -67,22 +67,6 @@ describe('renderRestoreScript', () => {
     assert.match(renderRestoreScript(fixture('aws-dhcp').plan), /start_dhcp "\$if_2"/);
     assert.match(renderRestoreScript(fixture('ipv6-ra').plan), /accept_ra "\$if_2"/);
     assert.doesNotMatch(renderRestoreScript(fixture('static-ipv4').plan), /start_dhcp "|accept_ra "/);
-  });
-
-  test('shQuote', () => {
-    const rows: [string, string][] = [
-      ['eth0', 'eth0'],
-      ['10.0.0.0/8', '10.0.0.0/8'],
-      ['', "''"],
-      ['a b', "'a b'"],
-      ["it's", "'it'\\''s'"],
-      ['$(reboot)', "'$(reboot)'"],
-    ];
-    for (const [word, quoted] of rows) assert.equal(shQuote(word), quoted, word);
-    for (const [word] of rows) {
-      const r = spawnSync('dash', ['-c', `printf %s ${shQuote(word)}`], { encoding: 'utf8' });
-      assert.equal(r.stdout, word, `dash reads ${shQuote(word)} back as ${word}`);
-    }
   });
 });
 

@@ -21,7 +21,15 @@ describe('shellQuote', () => {
       assert.deepEqual(out.toString('utf8').split('\0').slice(0, -1), words);
     });
   }
-  it('leaves safe words bare', () => assert.equal(shellQuote('root@host:22'), 'root@host:22'));
+  const rows: [string, string][] = [
+    ['root@host:22', 'root@host:22'],
+    ['10.0.0.0/8', '10.0.0.0/8'],
+    ['', "''"],
+    ['a b', "'a b'"],
+    ["it's", "'it'\\''s'"],
+    ['$(reboot)', "'$(reboot)'"],
+  ];
+  for (const [word, quoted] of rows) it(`quotes ${JSON.stringify(word)} as ${quoted}`, () => assert.equal(shellQuote(word), quoted));
 });
 
 describe('scriptCommand', () => {
