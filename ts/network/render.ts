@@ -32,9 +32,20 @@ step() {
   fi
 }
 
-# find_nic MAC: the name of the physical interface with this MAC. Bond members report their permanent MAC;
-# bonds, bridges and VLANs (which copy a member's MAC) are not NICs.
+# find_nic MAC: the name of the physical interface with this MAC, waiting up to EMERGENCY_NIC_WAIT seconds
+# (default 10) for it to appear: a NIC whose driver or firmware loads late must not be given up on at once.
 find_nic() {
+  waited=0
+  until lookup_nic "$1"; do
+    [ "$waited" -lt "$((${'$'}{EMERGENCY_NIC_WAIT-10} * 4))" ] || return 1
+    sleep 0.25
+    waited=$((waited + 1))
+  done
+}
+
+# lookup_nic MAC: find_nic without waiting. Bond members report their permanent MAC;
+# bonds, bridges and VLANs (which copy a member's MAC) are not NICs.
+lookup_nic() {
   for dir in /sys/class/net/*; do
     [ -e "$dir/address" ] || continue
     case $(cat "$dir/uevent" 2>/dev/null) in

@@ -62,7 +62,7 @@ describe('network round trip through namespaces', () => {
     writeFileSync(script, renderRestoreScript(planNetwork(capture)));
     const rescue = buildRescue({ ...c, nics: [] }, 'missing');
     const work = mkdtempSync(join(dir, 'missing-'));
-    const env = { ...process.env, EMERGENCY_CONSOLE: '/dev/null', RESOLV_CONF: join(work, 'resolv.conf'), EMERGENCY_STATE_DIR: work };
+    const env = { ...process.env, EMERGENCY_CONSOLE: '/dev/null', RESOLV_CONF: join(work, 'resolv.conf'), EMERGENCY_STATE_DIR: work, EMERGENCY_NIC_WAIT: '1' };
     for (const shell of SHELLS.filter((s) => hasCommand(s.argv[0]))) {
       const r = nsExec(rescue.ns, [...shell.argv, script], { env });
       assert.equal(r.status, 1, `${shell.name}: exit status is the number of failed steps\n${r.stdout}`);
