@@ -5,7 +5,7 @@
  */
 import { hideBin } from 'yargs/helpers';
 import { parseArgs } from './args.js';
-import { EmergencyError, ExitCode } from './errors.js';
+import { EmergencyError, ExitCode, RefusedError } from './errors.js';
 import type { Operation, Options } from './operation.js';
 import { run } from './run.js';
 import { SshRemote } from './ssh.js';
@@ -14,6 +14,12 @@ import { TerminalUi } from './ui.js';
 
 /** Prints an error as cause, fix and detail; returns the exit code. */
 export function report(error: unknown, debug: boolean): number {
+  if (error instanceof RefusedError) {
+    process.stderr.write(`emergency: refused, nothing was changed on the host (${error.reasons.length} problem${error.reasons.length > 1 ? 's' : ''}):\n`);
+    for (const reason of error.reasons) process.stderr.write(`  - ${reason.message}\n    fix: ${reason.fix}\n`);
+    if (debug) process.stderr.write(`${error.stack}\n`);
+    return error.exitCode;
+  }
   if (error instanceof EmergencyError) {
     process.stderr.write(`emergency: ${error.message}\n  fix: ${error.fix}\n`);
     if (error.detail) process.stderr.write(`  the host said:\n${error.detail.replace(/^/gm, '    ')}\n`);
