@@ -1,0 +1,111 @@
+/**
+ * The QEMU test server's base initramfs, built (and cached) from Debian packages like the test image:
+ * the Debian cloud kernel, OpenSSH sshd, sudo with pam_unix, iproute2, dash as /bin/sh and busybox for the rest.
+ * Everything scenario-specific (users, keys, network) comes in a second cpio (server.ts).
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { entriesFromDir, writeCpio, type CpioEntry } from '../../test-image/cpio.js';
+import { REPO, preparePackages, zstd, KERNEL_META, RESCUE_PACKAGES } from '../../test-image/build.js';
+import { kernelPackage, resolveDebs } from '../../test-image/debs.js';
+import { kernelVersion } from '../../test-image/kmod.js';
+import { copyIn, installBusybox, installModules, installPrograms, writeIn } from '../../test-image/stage.js';
+
+/** Packages the server has beyond the test image's. */
+export const SERVER_PACKAGES = ['sudo', 'libpam-modules'];
+const SERVER_INIT = join(REPO, 'ts/test/lib/server-init.sh');
+const CACHE = join(REPO, '.cache/test-server');
+
+/** A built base: boot it with `kernel` and `initrd` (+ a scenario cpio appended). */
+export interface ServerBase {
+  kernel: string;
+  initrd: string;
+  /** Static busybox for the build machine's own use (cryptpw for password hashes). */
+  busybox: string;
+  kernelVersion: string;
+}
+
+const PAM_SUDO = `# sudo on the test server: passwords from /etc/shadow, nothing else.
+auth required pam_unix.so
+account required pam_unix.so
+session required pam_unix.so
+`;
+
+const INITTAB = `::respawn:/usr/sbin/sshd -D -e
+::askfirst:-/bin/sh
+::ctrlaltdel:/sbin/reboot
+::shutdown:/bin/umount -a -r
+`;
+
+async function key(debFiles: string[]): Promise<string> {
+  const hash = createHash('sha256');
+  for (const f of [...debFiles].sort()) hash.update(`deb ${f}\n`);
+  const libDir = dirname(fileURLToPath(import.meta.url));
+  const imageDir = join(libDir, '../../test-image');
+  const files = [SERVER_INIT, join(libDir, 'server-image.js'), ...(await readdir(imageDir)).filter((f) => f.endsWith('.js')).map((f) => join(imageDir, f))];
+  for (const f of files.sort()) hash.update(`file ${f}\n`).update(await readFile(f));
+  return hash.digest('hex').slice(0, 16);
+}
+
+/** Builds the server base once per set of inputs; later calls return the cached files. */
+export async function buildServerBase(log: (line: string) => void = () => {}): Promise<ServerBase> {
+  const kernel = await kernelPackage(KERNEL_META);
+  const debs = await resolveDebs([kernel, ...RESCUE_PACKAGES, ...SERVER_PACKAGES]);
+  const dir = join(CACHE, await key(debs.map((d) => d.file)));
+  const base: ServerBase = { kernel: join(dir, 'kernel'), initrd: join(dir, 'initrd'), busybox: join(dir, 'busybox'), kernelVersion: '' };
+  if (existsSync(join(dir, 'version'))) return { ...base, kernelVersion: (await readFile(join(dir, 'version'), 'utf8')).trim() };
+
+  await mkdir(CACHE, { recursive: true });
+  const work = await mkdtemp(join(CACHE, '.build-'));
+  try {
+    log('building the test server from Debian packages');
+    const { root } = await preparePackages(SERVER_PACKAGES, work);
+    const version = await kernelVersion(root);
+    const stage = join(work, 'stage');
+    await installPrograms(
+      root,
+      stage,
+      {
+        '/bin/dash': '/bin/dash',
+        '/usr/sbin/sshd': '/usr/sbin/sshd',
+        '/bin/ip': '/bin/ip',
+        '/usr/bin/sudo': '/usr/bin/sudo',
+        '/usr/libexec/sudo/sudoers.so': '/usr/libexec/sudo/sudoers.so',
+        '/lib/x86_64-linux-gnu/security/pam_unix.so': '/lib/x86_64-linux-gnu/security/pam_unix.so',
+      },
+      ['/usr/libexec/sudo'],
+    );
+    await chmod(join(stage, 'usr/bin/sudo'), 0o4755);
+    await symlink('dash', join(stage, 'bin/sh'));
+    // Where Debian's iproute2 puts it: /bin/ip (on every user's PATH) and /sbin/ip.
+    await mkdir(join(stage, 'sbin'), { recursive: true });
+    await symlink('/bin/ip', join(stage, 'sbin/ip'));
+    await installBusybox(stage, join(root, 'bin/busybox'));
+    await installModules(root, stage, version, ['virtio_pci', 'virtio_net'], join(root, 'bin/busybox'));
+    await writeIn(stage, 'init', await readFile(SERVER_INIT), 0o755);
+    await writeIn(stage, 'etc/inittab', INITTAB);
+    await writeIn(stage, 'etc/pam.d/sudo', PAM_SUDO);
+    await writeIn(stage, 'etc/nsswitch.conf', 'passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n');
+    for (const [d, mode] of [['root', 0o700], ['tmp', 0o1777], ['proc', 0o755], ['sys', 0o755], ['dev', 0o755], ['run', 0o755], ['var/log', 0o755], ['home', 0o755], ['mnt', 0o755], ['etc/sudoers.d', 0o755]] as const) {
+      await mkdir(join(stage, d), { recursive: true });
+      await chmod(join(stage, d), mode);
+    }
+    await symlink('/run', join(stage, 'var/run'));
+    const entries: CpioEntry[] = [...(await entriesFromDir(stage)), { path: 'dev/console', type: 'char', major: 5, minor: 1, mode: 0o600 }];
+    await writeFile(join(work, 'initrd.cpio'), writeCpio(entries));
+    const out = join(work, 'out');
+    await mkdir(out);
+    await zstd(join(work, 'initrd.cpio'), join(out, 'initrd'));
+    await copyIn(root, `/boot/vmlinuz-${version}`, out, 'kernel');
+    await copyFile(join(root, 'bin/busybox'), join(out, 'busybox'));
+    await writeFile(join(out, 'version'), `${version}\n`);
+    await rm(dir, { recursive: true, force: true });
+    await rename(out, dir);
+    return { ...base, kernelVersion: version };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
