@@ -83,9 +83,11 @@ fact stage_parent "$stage_parent"
 fact stage_mode "$stage_mode"
 fact has_tmpfs "$(grep -qw tmpfs /proc/filesystems 2>/dev/null && echo 1 || echo 0)"
 
-for tool in ip head mount umount sudo doas tar cpio gzip sha256sum; do
+for tool in ip head dd mount umount sudo doas tar cpio gzip sha256sum; do
   fact "has_$tool" "$(has "$tool" && echo 1 || echo 0)"
 done
+# Staging needs a byte-exact copy from stdin: dd (any) or GNU head; busybox head reads ahead.
+fact head_gnu "$( (head --version 2>/dev/null | grep -q GNU) && echo 1 || echo 0)"
 # iproute2 speaks JSON (-j); busybox ip does not.
 fact ip_json "$( (ip -j link show lo 2>/dev/null | grep -q '^\[') && echo 1 || echo 0)"
 

@@ -22,7 +22,7 @@ fail() {
 # Tmpfs mounts of an earlier run whose keeper died without cleaning up (e.g. the host side was SIGKILLed).
 remove_stale_stages() {
   while read -r source mountpoint fstype _; do
-    [ "$source" = emergency-stage ] && [ "$fstype" = tmpfs ] || continue
+    if [ "$source" != emergency-stage ] || [ "$fstype" != tmpfs ]; then continue; fi
     keeper=$(cat "$mountpoint/keeper.pid" 2>/dev/null || echo)
     if [ -n "$keeper" ] && kill -0 "$keeper" 2>/dev/null; then continue; fi
     umount "$mountpoint" 2>/dev/null || umount -l "$mountpoint" 2>/dev/null || continue
@@ -61,7 +61,18 @@ mounted=1
 echo $$ >"$dir/keeper.pid"
 printf 'stage_dir=%s\n' "$dir"
 
-head -c "$busybox_bytes" >"$dir/busybox"
+# exact_copy N: copies exactly N bytes of stdin and reads not one byte more, because the tar follows at once.
+# dd with count_bytes (GNU, busybox >= 1.33) and GNU head -c read exactly; busybox head buffers ahead and
+# would swallow the start of the tar. dd bs=1 is exact everywhere, and slow: the last resort.
+if [ "$(echo probe | dd bs=64 count=5 iflag=fullblock,count_bytes 2>/dev/null)" = probe ]; then
+  exact_copy() { dd bs=65536 count="$1" iflag=fullblock,count_bytes 2>/dev/null; }
+elif head --version 2>/dev/null | grep -q GNU; then
+  exact_copy() { head -c "$1"; }
+else
+  exact_copy() { dd bs=1 count="$1" 2>/dev/null; }
+fi
+
+exact_copy "$busybox_bytes" >"$dir/busybox"
 chmod 700 "$dir/busybox"
 got=$(wc -c <"$dir/busybox" | tr -d ' ')
 [ "$got" = "$busybox_bytes" ] || fail "upload broke off: busybox has $got of $busybox_bytes bytes"
@@ -74,7 +85,8 @@ fi
 [ "${sum%% *}" = "$busybox_sha256" ] || fail "busybox checksum mismatch: the upload was corrupted"
 bb() { "$dir/busybox" "$@"; }
 
-head -c "$tar_bytes" | bb tar -x -o -C "$dir" || fail "upload broke off or the image tarball is corrupt"
+# Nothing follows the tar, so the image's own (buffering) head is fine here.
+bb head -c "$tar_bytes" | bb tar -x -o -C "$dir" || fail "upload broke off or the image tarball is corrupt"
 image="$dir/emergency-image"
 [ -f "$image/SHA256SUMS" ] || fail "the image has no SHA256SUMS"
 sum=$(bb sha256sum "$image/SHA256SUMS")

@@ -134,10 +134,13 @@ export function judgeHost(
   } else {
     stage = { parent: facts.stage_parent, mode: facts.stage_mode, tmpfsBytes: image.unpackedBytes + STAGE_MARGIN };
   }
-  for (const tool of ['head', 'mount', 'umount']) {
+  for (const tool of ['mount', 'umount']) {
     if (facts[`has_${tool}`] !== '1') {
-      refuse(`the host has no \`${tool}\`, which staging needs`, `Install coreutils/util-linux, or put a static busybox on the host and link ${tool} to it.`);
+      refuse(`the host has no \`${tool}\`, which staging needs`, `Install util-linux (or busybox) on the host.`);
     }
+  }
+  if (facts.has_dd !== '1' && facts.head_gnu !== '1') {
+    refuse('the host has neither `dd` nor GNU `head`, and staging needs one of them to copy bytes exactly', 'Install coreutils (or busybox) on the host.');
   }
 
   const usable = hostKeys.filter((k) => k.present && k.pub.trim());

@@ -7,7 +7,7 @@ const image = { arch: 'x86_64', unpackedBytes: 300 * MiB, kernelBytes: 12 * MiB,
 const good: Record<string, string> = {
   preflight_format: '1', uid: '0', arch: 'x86_64', kernel: '6.1.0', container: 'none', kexec_load_disabled: '0',
   lockdown: 'none', secure_boot: 'no-efi', virt: 'none', mem_total_kb: String(4 * 1024 * 1024), mem_available_kb: String(3 * 1024 * 1024),
-  has_tmpfs: '1', stage_parent: '/run', stage_mode: 'mkdir', has_head: '1', has_mount: '1', has_umount: '1',
+  has_tmpfs: '1', stage_parent: '/run', stage_mode: 'mkdir', has_head: '1', has_dd: '1', head_gnu: '0', has_mount: '1', has_umount: '1',
 };
 const keys = [{ path: '/etc/ssh/ssh_host_ed25519_key', present: true, pub: 'ssh-ed25519 AAAA root@h' }];
 
@@ -30,7 +30,8 @@ describe('judgeHost', () => {
     ['little RAM', { mem_total_kb: String(1024 * 1024), mem_available_kb: String(900 * 1024) }, /1024 MiB of RAM, the rescue system needs \d+ MiB/],
     ['nowhere to stage', { stage_parent: '', stage_mode: '' }, /no directory can hold the staging tmpfs/],
     ['no tmpfs', { has_tmpfs: '0' }, /no tmpfs/],
-    ['no head', { has_head: '0' }, /no `head`/],
+    ['no dd, busybox head', { has_dd: '0', head_gnu: '0' }, /neither `dd` nor GNU `head`/],
+    ['no mount', { has_mount: '0' }, /no `mount`/],
     ['not root', { uid: '1000' }, /did not run as root/],
   ];
   for (const [name, change, message] of refusals) {
