@@ -23,7 +23,7 @@ const CACHE = join(REPO, '.cache/test-server');
 export interface ServerBase {
   kernel: string;
   initrd: string;
-  /** Static busybox for the build machine's own use (cryptpw for password hashes). */
+  /** Static busybox for the build machine's own use (mkpasswd for password hashes). */
   busybox: string;
   kernelVersion: string;
 }

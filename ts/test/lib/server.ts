@@ -65,7 +65,9 @@ export interface TestServer {
 /** crypt(3) SHA-512 hash made by the image's static busybox (no openssl or mkpasswd needed). */
 async function cryptPassword(busybox: string, password: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile(busybox, ['cryptpw', '-m', 'sha512'], (error, stdout) => (error ? reject(error) : resolve(String(stdout).trim())));
+    // Debian's busybox-static has mkpasswd (not cryptpw); the password goes through stdin, never argv.
+    const child = execFile(busybox, ['mkpasswd', '-m', 'sha512'], (error, stdout) => (error ? reject(error) : resolve(String(stdout).trim())));
+    child.stdin!.on('error', () => {});
     child.stdin!.end(`${password}\n`);
   });
 }

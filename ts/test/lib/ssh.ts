@@ -68,6 +68,7 @@ export async function sshRun(opts: { port: number; knownHostsFile: string; ident
         resolve({ stdout: String(stdout), stderr: String(stderr), code });
       },
     );
+    child.stdin?.on('error', () => {}); // ssh may exit before reading its input
     child.stdin?.end(opts.input ?? '');
   });
 }
