@@ -3,6 +3,7 @@
  * never build ssh command lines themselves.
  */
 import type { Readable, Writable } from 'node:stream';
+import type { RemoteScript } from './shell-quote.js';
 
 /** How a script leaves the host. */
 export interface RunResult {
@@ -39,10 +40,10 @@ export interface Remote {
   /** The user ssh logs in as. */
   readonly loginUser: string;
   become: Become;
-  /** Runs whole script files (their text) in one ssh round trip; `args` are their positional parameters. */
-  run(scripts: string[], args?: string[], options?: RunOptions): Promise<RunResult>;
+  /** Runs whole script files, each with its own arguments, in one ssh round trip. */
+  run(scripts: RemoteScript[], options?: RunOptions): Promise<RunResult>;
   /** Like run, but returns at once with the script's stdin open for streaming. */
-  start(scripts: string[], args?: string[], options?: RunOptions): RemoteProcess;
+  start(scripts: RemoteScript[], options?: RunOptions): RemoteProcess;
   /** Sets the sudo password (held in memory only, sent on sudo's stdin). */
   setPassword(password: Buffer): void;
   /** Closes the shared connection. */

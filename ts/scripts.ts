@@ -1,10 +1,18 @@
 /** The host-side scripts under scripts/, read as text to send (the same files the images carry). */
 import { readFileSync } from 'node:fs';
+import type { RemoteScript } from './shell-quote.js';
 
 const cache = new Map<string, string>();
 
+/** scripts/NAME with its arguments, ready for Remote.run. */
+export function script(name: ScriptName, ...args: string[]): RemoteScript {
+  return { text: scriptText(name), args };
+}
+
+type ScriptName = 'preflight.sh' | 'capture-network.sh' | 'stage.sh' | 'kexec-run.sh' | 'restore.sh';
+
 /** Text of scripts/NAME, relative to the package root (dist/ sits beside scripts/). */
-export function script(name: 'preflight.sh' | 'capture-network.sh' | 'stage.sh' | 'kexec-run.sh' | 'restore.sh'): string {
+export function scriptText(name: ScriptName): string {
   let text = cache.get(name);
   if (text === undefined) {
     text = readFileSync(new URL(`../scripts/${name}`, import.meta.url), 'utf8');

@@ -15,12 +15,18 @@ export function shellJoin(words: readonly string[]): string {
   return words.map(shellQuote).join(' ');
 }
 
+/** A whole script file's text and its positional parameters. */
+export interface RemoteScript {
+  text: string;
+  args?: readonly string[];
+}
+
 /**
- * The remote command that runs one or more whole script files in sequence, each in its own subshell,
- * with `args` as their positional parameters: `sh -c '( A ) ; ( B )' emergency ARGS…`.
+ * The remote command that runs one or more whole script files in sequence, each in its own subshell with
+ * its own positional parameters (set with quoted words): `sh -c '( set -- A1; A ) ( set -- B1; B )'`.
  * The scripts travel as the text of one argument: stdin stays free for data (image, restore tar).
  */
-export function scriptCommand(scripts: readonly string[], args: readonly string[] = []): string[] {
-  const body = scripts.map((s) => `(\n${s}\n)`).join('\n');
-  return ['sh', '-c', body, 'emergency', ...args];
+export function scriptCommand(scripts: readonly RemoteScript[]): string[] {
+  const body = scripts.map((s) => `(\nset -- ${shellJoin(s.args ?? [])}\n${s.text}\n)`).join('\n');
+  return ['sh', '-c', body];
 }

@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { $ } from 'zx';
 import { ConnectionError, HostKeyChangedError, UsageError } from './errors.js';
 import type { Become, Remote, RemoteProcess, RunOptions, RunResult } from './remote.js';
-import { scriptCommand, shellJoin } from './shell-quote.js';
+import { scriptCommand, shellJoin, type RemoteScript } from './shell-quote.js';
 
 /** How to reach the host, from the command line. */
 export interface SshTarget {
@@ -29,8 +29,8 @@ export const SSH_FAILED = 255;
 
 const FORBIDDEN_OPTIONS: Record<string, (value: string) => boolean> = {
   stricthostkeychecking: (v) => !/^(yes|true)$/i.test(v),
+  // With strict checking an empty known_hosts only makes every host unknown; say why up front instead.
   userknownhostsfile: (v) => /^\/dev\/null$/i.test(v.trim()),
-  globalknownhostsfile: (v) => /^\/dev\/null$/i.test(v.trim()),
   controlmaster: () => true,
   controlpath: () => true,
 };
@@ -147,8 +147,8 @@ export class SshRemote implements Remote {
     return /^user (.+)$/m.exec(config.stdout)?.[1] ?? 'root';
   }
 
-  private remoteCommand(scripts: string[], args: string[], asRoot: boolean): string {
-    const command = scriptCommand(scripts, args);
+  private remoteCommand(scripts: RemoteScript[], asRoot: boolean): string {
+    const command = scriptCommand(scripts);
     if (!asRoot || this.become === 'root') return shellJoin(command);
     if (this.become === 'doas') return shellJoin(['doas', '-n', ...command]);
     if (this.become === 'sudo') return shellJoin(['sudo', '-n', '--', ...command]);
@@ -172,20 +172,20 @@ export class SshRemote implements Remote {
     );
   }
 
-  private clientArgs(scripts: string[], args: string[], options: RunOptions): string[] {
-    return [...this.muxArgs(), '-T', this.target.destination, '--', this.remoteCommand(scripts, args, options.asRoot ?? true)];
+  private clientArgs(scripts: RemoteScript[], options: RunOptions): string[] {
+    return [...this.muxArgs(), '-T', this.target.destination, '--', this.remoteCommand(scripts, options.asRoot ?? true)];
   }
 
-  async run(scripts: string[], args: string[] = [], options: RunOptions = {}): Promise<RunResult> {
+  async run(scripts: RemoteScript[], options: RunOptions = {}): Promise<RunResult> {
     const input = this.stdinFor(options);
-    const out = await $({ quiet: true, nothrow: true, input: input ?? '' })`ssh ${this.clientArgs(scripts, args, options)}`;
+    const out = await $({ quiet: true, nothrow: true, input: input ?? '' })`ssh ${this.clientArgs(scripts, options)}`;
     const result = { code: out.exitCode ?? SSH_FAILED, stdout: out.stdout, stderr: out.stderr };
     if (result.code === SSH_FAILED) throw classifySshFailure(this.target.destination, result.stderr);
     return result;
   }
 
-  start(scripts: string[], args: string[] = [], options: RunOptions = {}): RemoteProcess {
-    const child = spawn('ssh', this.clientArgs(scripts, args, options), { stdio: ['pipe', 'pipe', 'pipe'] });
+  start(scripts: RemoteScript[], options: RunOptions = {}): RemoteProcess {
+    const child = spawn('ssh', this.clientArgs(scripts, options), { stdio: ['pipe', 'pipe', 'pipe'] });
     const first = this.stdinFor({ ...options, input: undefined });
     if (first) child.stdin.write(first);
     let stdout = '';

@@ -23,7 +23,7 @@ export async function captureWithImageIp(op: Operation): Promise<void> {
   const ip = op.state.image!.dynamicTools
     ? [`${imageDir}/lib/ld.so`, '--library-path', `${imageDir}/lib`, `${imageDir}/bin/ip`]
     : [`${imageDir}/bin/ip`];
-  const result = await op.remote.run([script('capture-network.sh')], ip);
+  const result = await op.remote.run([script('capture-network.sh', ...ip)]);
   op.state.capture = parseNetworkCapture(parseScriptOutput(result.stdout));
   op.state.captureDeferred = false;
 }

@@ -26,7 +26,7 @@ export async function kexec(op: Operation): Promise<void> {
   const stage = op.state.stage!;
   const hostKeys = op.state.hostKeys!.filter((k) => k.present && k.pub).map((k) => k.path);
   op.roundTrips++;
-  const result = await op.remote.run([RUN_STAGED_KEXEC], [stage.imageDir, ...hostKeys], { input: restoreData(op) });
+  const result = await op.remote.run([{ text: RUN_STAGED_KEXEC, args: [stage.imageDir, ...hostKeys] }], { input: restoreData(op) });
   const facts = parseKeyValues(result.stdout);
   if (facts.kexec_triggered !== '1') {
     const cause = facts.kexec_error ?? `kexec-run.sh exited with ${result.code}`;

@@ -17,7 +17,7 @@ const NO_SUDO = /sudo: (command )?not found|is not in the sudoers file|may not r
 
 async function runFacts(op: Operation): Promise<RunResult> {
   op.roundTrips++;
-  return op.remote.run([script('preflight.sh'), script('capture-network.sh')], [op.remote.loginUser]);
+  return op.remote.run([script('preflight.sh', op.remote.loginUser), script('capture-network.sh')]);
 }
 
 /** Runs the facts script as root, finding out how: root, sudo -n, sudo with a password, doas -n. */

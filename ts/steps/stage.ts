@@ -35,10 +35,9 @@ export async function stage(op: Operation): Promise<void> {
   const total = image.busybox.size + image.tarBytes;
   const progress = op.ui.progress('upload', total);
   op.roundTrips++;
-  const keeper = op.remote.start(
-    [script('stage.sh')],
-    [target.parent, target.mode, String(target.tmpfsBytes), String(image.busybox.size), image.busybox.sha256, String(image.tarBytes), image.sumsSha256],
-  );
+  const keeper = op.remote.start([
+    script('stage.sh', target.parent, target.mode, String(target.tmpfsBytes), String(image.busybox.size), image.busybox.sha256, String(image.tarBytes), image.sumsSha256),
+  ]);
   // Set before the upload finishes, so an interrupt at any point closes the keeper and cleans the host.
   op.state.stage = { keeper, dir: '', imageDir: '' };
   const lines: string[] = [];

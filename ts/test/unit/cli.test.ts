@@ -38,7 +38,7 @@ describe('checkSshOptions', () => {
   const refused = ['StrictHostKeyChecking=no', 'stricthostkeychecking accept-new', 'UserKnownHostsFile=/dev/null', 'ControlPath=/tmp/x', 'ControlMaster=auto'];
   for (const option of refused) it(`refuses ${option}`, () => assert.throws(() => checkSshOptions([option]), /not allowed/));
   it('accepts harmless options and a real known_hosts file', () =>
-    assert.doesNotThrow(() => checkSshOptions(['StrictHostKeyChecking=yes', 'UserKnownHostsFile=/tmp/kh', 'ProxyJump=bastion', 'BatchMode=yes'])));
+    assert.doesNotThrow(() => checkSshOptions(['StrictHostKeyChecking=yes', 'UserKnownHostsFile=/tmp/kh', 'GlobalKnownHostsFile=/dev/null', 'ProxyJump=bastion', 'BatchMode=yes'])));
 });
 
 describe('classifySshFailure', () => {

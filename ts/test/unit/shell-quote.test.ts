@@ -33,9 +33,13 @@ describe('shellQuote', () => {
 });
 
 describe('scriptCommand', () => {
-  it('runs several scripts in sequence with shared positional parameters, stdin free', () => {
-    const [cmd, ...rest] = scriptCommand(['echo "a:$1"', 'read -r x; echo "b:$1:$x"; exit 3'], ['arg one']);
-    const out = execFileSync('dash', ['-c', `${cmd} ${shellJoin(rest)}; echo "rc=$?"`], { input: 'from-stdin\n', encoding: 'utf8' });
-    assert.equal(out, 'a:arg one\nb:arg one:from-stdin\nrc=3\n');
+  it('runs several scripts in sequence, each with its own positional parameters, stdin free', () => {
+    const command = scriptCommand([
+      { text: 'echo "a:$#:$1"', args: ["it's one"] },
+      { text: 'read -r x; echo "b:$#:$x"; exit 3' },
+    ]);
+    // As sshd would: the login shell parses the joined command line.
+    const out = execFileSync('dash', ['-c', `${shellJoin(command)}; echo "rc=$?"`], { input: 'from-stdin\n', encoding: 'utf8' });
+    assert.equal(out, "a:1:it's one\nb:0:from-stdin\nrc=3\n");
   });
 });

@@ -1,0 +1,116 @@
+/**
+ * End to end (needs QEMU): rescue a QEMU test server built from Debian packages with the Nix-free test image,
+ * through the real CLI, then check from outside what a sysadmin would: the rescue system runs, it presents the
+ * same host keys, root accepts the expected keys (and not the forced-command one), and every address, route
+ * and nameserver is back on the interface with the same MAC. Before that, --dry-run must change nothing.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { buildTestImage } from '../../test-image/build.js';
+import { runCli, targetArgs } from '../lib/cli.js';
+import { networkDifferences, parseNetworkState, READ_NETWORK } from '../lib/network-state.js';
+import { defaultScenario, qemuAvailable, startServer, type TestServer } from '../lib/server.js';
+import { makeKey, sshArgs, type KeyPair } from '../lib/ssh.js';
+
+const skip = (await qemuAvailable()) ? false : 'needs qemu-system-x86_64 (installed by .ci/run)';
+
+/**
+ * Everything on the host that must not change without a kexec: mounts, stage dirs, kexec state, boot, network.
+ * sshd's own login records (utmp) are left out: any ssh login, ours or not, touches them.
+ */
+const HOST_SNAPSHOT =
+  'cat /proc/sys/kernel/random/boot_id; cat /sys/kernel/kexec_loaded; cat /proc/mounts; ls -la /run /tmp /dev/shm /mnt 2>&1 | grep -v utmp; ip -j addr; ip -j route';
+
+describe('emergency rescues a QEMU server end to end (needs QEMU)', { skip, timeout: 900_000 }, () => {
+  let image: string;
+  let server: TestServer;
+  let backupKey: KeyPair;
+  let work: string;
+
+  before(async () => {
+    image = await buildTestImage();
+    work = mkdtempSync(join(tmpdir(), 'emergency-e2e-'));
+    backupKey = await makeKey(join(work, 'backup'), 'ed25519', 'backup@nas');
+    const scenario = defaultScenario();
+    // A backup key bound to a forced command: it must not become a root login in the rescue system.
+    scenario.users[0].extraAuthorizedKeys = [`command="/usr/bin/true",restrict ${backupKey.publicKey}`];
+    server = await startServer(scenario);
+  });
+  after(async () => {
+    await server?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('--dry-run prints the plan and key summary, and changes nothing on the host', async () => {
+    // A first login as the sudo user, so that sshd's bookkeeping for it exists before the snapshot.
+    assert.equal((await server.ssh('admin', 'true')).code, 0);
+    const before = await server.ssh('root', HOST_SNAPSHOT);
+    assert.equal(before.code, 0, before.stderr);
+    const result = await runCli(['--dry-run', '--dump-network', '--image', image, ...targetArgs(server, 'admin')], { cwd: work });
+    assert.equal(result.code, 0, `dry run failed:\n${result.stderr}`);
+    for (const nic of server.scenario.nics) assert.match(result.stdout, new RegExp(`${nic.name}: found by MAC ${nic.mac}`), 'the plan names each NIC by MAC');
+    for (const key of Object.values(server.hostKeys)) {
+      const fp = execFileSync('ssh-keygen', ['-lf', `${key.path}.pub`], { encoding: 'utf8' }).split(' ')[1];
+      assert.ok(result.stdout.includes(fp), `host key fingerprint ${fp} in the summary`);
+    }
+    assert.match(result.stdout, /left out: \S+ backup@nas of admin/, 'the forced-command key is reported as left out');
+    assert.doesNotMatch(result.stdout + result.stderr, /PRIVATE KEY/, 'no private key material is printed');
+    assert.match(result.stderr, /dry run: nothing was changed/);
+    // --dump-network keeps the original tool's formats, plus the raw capture.
+    const ips = readFileSync(join(work, 'emergency_ips'), 'utf8');
+    assert.match(ips, /^ens3;10\.0\.2\.15\/24;fec0::15\/64$/m);
+    assert.match(readFileSync(join(work, 'emergency_routes'), 'utf8'), /^198\.51\.100\.0\/24;10\.0\.3\.2;enp0s4$/m);
+    assert.deepEqual(readFileSync(join(work, 'emergency_nameservers'), 'utf8').trim().split('\n'), ['10.0.2.3', 'fec0::3']);
+    assert.ok(JSON.parse(readFileSync(join(work, 'emergency_capture.json'), 'utf8')), 'raw capture is JSON');
+    const after = await server.ssh('root', HOST_SNAPSHOT);
+    assert.equal(after.stdout, before.stdout, 'mounts, staging places, kexec state and network are exactly as before');
+  });
+
+  it('rescues through a sudo user: same host keys, same root keys, network restored by MAC', async () => {
+    const oldBoot = (await server.ssh('root', 'cat /proc/sys/kernel/random/boot_id')).stdout.trim();
+    const result = await runCli(['--yes', '--timeout', '240', '--image', image, ...targetArgs(server, 'admin')]);
+    assert.equal(result.code, 0, `rescue failed:\n${result.stderr}\n--- serial ---\n${server.serialLog().split('\n').slice(-40).join('\n')}`);
+    for (const step of ['connect', 'preflight', 'capture', 'plan', 'stage', 'kexec', 'wait']) {
+      assert.match(result.stderr, new RegExp(`✓ ${step} \\d+\\.\\d s`), `step ${step} printed with its duration`);
+    }
+    const trips = Number(/(\d+) ssh round trip\(s\) before kexec/.exec(result.stderr)?.[1]);
+    assert.ok(trips <= 4, `at most 4 round trips before kexec, got ${trips}`);
+
+    // The same known_hosts, strictly checked, for every host key type the server had.
+    for (const [type, key] of Object.entries(server.hostKeys)) {
+      const keyType = readFileSync(`${key.path}.pub`, 'utf8').split(' ')[0];
+      // An RSA key signs with SHA-2 (rsa-sha2-512); OpenSSH no longer offers SHA-1 `ssh-rsa` signatures.
+      const algorithm = keyType === 'ssh-rsa' ? 'rsa-sha2-512' : keyType;
+      const out = execFileSync('ssh', [...sshArgs({ port: server.port, knownHostsFile: server.knownHostsFile, identity: server.keys.root }), '-o', `HostKeyAlgorithms=${algorithm}`, 'root@127.0.0.1', 'cat /proc/cmdline'], { encoding: 'utf8' });
+      assert.match(out, /emergency\.rescue=1/, `the rescue system answers with the old ${type} host key`);
+    }
+    const rescue = await server.ssh('root', 'cat /proc/sys/kernel/random/boot_id; test -e /etc/emergency-rescue && echo rescue-marker');
+    assert.equal(rescue.code, 0, rescue.stderr);
+    const [bootId, marker] = rescue.stdout.trim().split('\n');
+    assert.notEqual(bootId, oldBoot, 'a new kernel runs');
+    assert.equal(marker, 'rescue-marker');
+
+    // Root accepts root's key and the sudo user's key, not the forced-command backup key.
+    assert.equal((await server.ssh('root', 'true')).code, 0, "root's own key");
+    const asAdminKey = execFileSync('ssh', [...sshArgs({ port: server.port, knownHostsFile: server.knownHostsFile, identity: server.keys.admin }), 'root@127.0.0.1', 'id -u'], { encoding: 'utf8' });
+    assert.equal(asAdminKey.trim(), '0', "the sudo user's key logs in as root");
+    let backupRefused = false;
+    try {
+      execFileSync('ssh', [...sshArgs({ port: server.port, knownHostsFile: server.knownHostsFile, identity: backupKey.path }), 'root@127.0.0.1', 'true'], { stdio: 'pipe' });
+    } catch (e) {
+      backupRefused = /Permission denied/.test(String((e as { stderr: Buffer }).stderr));
+    }
+    assert.ok(backupRefused, 'the forced-command key is refused as root');
+
+    const state = await server.ssh('root', READ_NETWORK);
+    assert.equal(state.code, 0, state.stderr);
+    const parsed = parseNetworkState(state.stdout);
+    assert.deepEqual(networkDifferences(server.expected, parsed), [], 'every address, route and nameserver is back');
+    const oldNames = new Set(server.scenario.nics.map((n) => n.name));
+    assert.ok(parsed.addrs.every((a) => !oldNames.has(a.ifname)), 'the rescue kernel named the NICs differently, so matching by MAC was needed');
+  });
+});
