@@ -100,27 +100,30 @@ printf 'kexec_loaded=1\n'
 
 [ "$load_only" = 0 ] || exit 0
 
-# Detach the trigger so this ssh command exits and reports success before the kernel is replaced:
-# it waits for this shell to exit, gives sshd a moment to deliver the exit status, then jumps.
+# Detach the trigger so this ssh command returns its result before the kernel is replaced. The trigger waits
+# for the orchestrator to acknowledge it: the orchestrator, having read kexec_triggered=1, ends the stage keeper
+# (scripts/stage.sh), whose exit releases the trigger; if the orchestrator is gone, the trigger goes ahead after
+# 10 s anyway, because the operator already confirmed. The keeper leaves the tmpfs mounted once .kexec-triggered
+# exists, since the trigger still runs busybox and kexec from it.
 # sync runs with a deadline: on a dying disk it can block forever, and the rescue must not wait for it.
-if [ -e "$here/lib/ld.so" ]; then
-  set -- "$here/lib/ld.so" --library-path "$here/lib" "$here/bin/kexec" -e
-else
-  set -- "$here/bin/kexec" -e
-fi
+stage_dir=${here%/*}
+keeper=$(cat "$stage_dir/keeper.pid" 2>/dev/null || echo "$$")
+: >"$stage_dir/.kexec-triggered"
 # shellcheck disable=SC2016 # the trigger expands its own positional parameters
 bb setsid sh -c '
-  parent=$1 busybox=$2
-  shift 2
-  while kill -0 "$parent" 2>/dev/null; do "$busybox" usleep 50000; done
-  "$busybox" usleep 300000
-  "$busybox" sync &
+  keeper=$1 here=$2 stage_dir=$3
+  bb() { "$here/bin/busybox" "$@"; }
+  kexec() {
+    if [ -e "$here/lib/ld.so" ]; then "$here/lib/ld.so" --library-path "$here/lib" "$here/bin/kexec" "$@"; else "$here/bin/kexec" "$@"; fi
+  }
+  waited=0
+  while kill -0 "$keeper" 2>/dev/null && [ "$waited" -lt 200 ]; do bb usleep 50000; waited=$((waited + 1)); done
+  bb sync &
   sync_pid=$! waited=0
-  while kill -0 "$sync_pid" 2>/dev/null && [ "$waited" -lt 100 ]; do
-    "$busybox" usleep 100000
-    waited=$((waited + 1))
-  done
-  "$@"
-  echo "emergency: kexec -e failed, the old system keeps running" >/dev/kmsg
-' emergency-kexec-trigger "$$" "$here/bin/busybox" "$@" </dev/null >/dev/null 2>&1 &
+  while kill -0 "$sync_pid" 2>/dev/null && [ "$waited" -lt 100 ]; do bb usleep 100000; waited=$((waited + 1)); done
+  kexec -e
+  echo "emergency: kexec -e failed, the old system keeps running; unloading and removing the stage" >/dev/kmsg
+  kexec -u
+  cd / && bb umount -l "$stage_dir" && case ${stage_dir##*/} in emergency.*) bb rmdir "$stage_dir" ;; esac
+' emergency-kexec-trigger "$keeper" "$here" "$stage_dir" </dev/null >/dev/null 2>&1 &
 printf 'kexec_triggered=1\n'

@@ -35,6 +35,11 @@ mounted=0 created=0 dir=''
 cleanup() {
   trap - EXIT HUP INT TERM PIPE
   cd /
+  # After kexec-run.sh triggered the jump, its trigger runs busybox and kexec from this tmpfs: leave it.
+  if [ "$mounted" = 1 ] && [ -e "$dir/.kexec-triggered" ]; then
+    printf 'stage_kept_for_kexec=%s\n' "$dir" 2>/dev/null || true
+    return
+  fi
   if [ "$mounted" = 1 ]; then umount "$dir" 2>/dev/null || umount -l "$dir" 2>/dev/null || true; fi
   if [ "$created" = 1 ]; then rmdir "$dir" 2>/dev/null || true; fi
   printf 'stage_removed=%s\n' "$dir" 2>/dev/null || true

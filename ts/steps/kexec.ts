@@ -8,6 +8,7 @@ import { parseKeyValues } from '../image.js';
 import { renderAuthorizedKeys } from '../keys/authorized-keys.js';
 import type { Operation } from '../operation.js';
 import { createTar } from '../tar.js';
+import { releaseStage } from './stage.js';
 
 /** Runs the image's own copy of kexec-run.sh (the one the image builder substituted and checksummed). */
 const RUN_STAGED_KEXEC = 'image_dir=$1\nshift\nexec sh "$image_dir/kexec-run.sh" "$@"';
@@ -38,5 +39,6 @@ export async function kexec(op: Operation): Promise<void> {
     );
   }
   op.state.kexecTriggeredAt = Date.now();
+  releaseStage(op);
   op.ui.info(`rescue system loaded with ${facts.kexec_method}, ${facts.host_keys_packed} host key(s) packed on the host; kexec triggered`);
 }

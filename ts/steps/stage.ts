@@ -68,6 +68,18 @@ export async function stage(op: Operation): Promise<void> {
   op.ui.info(`staged in a tmpfs at ${facts.stage_dir}; checksums verified on the host`);
 }
 
+/**
+ * After kexec was triggered: ending the keeper is the acknowledgement that releases the trigger on the host
+ * (scripts/kexec-run.sh). Its own exit status may never arrive (the kernel is replaced), so do not wait for it.
+ */
+export function releaseStage(op: Operation): void {
+  const current = op.state.stage;
+  if (!current) return;
+  op.state.stage = undefined;
+  current.keeper.stdin.end();
+  setTimeout(() => current.keeper.kill(), 15000).unref();
+}
+
 /** Ends the stage: the keeper sees EOF and unmounts the tmpfs. Waits (bounded) for it to report. */
 export async function unstage(op: Operation, timeoutMs = 15000): Promise<boolean> {
   const current = op.state.stage;
