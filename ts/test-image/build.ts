@@ -1,6 +1,6 @@
 /**
  * `npm run test-image`: builds the Nix-free test image (docs/test-image.md) from Debian packages in the layout
- * of docs/image-layout.md, at .cache/test-image/emergency-image-x86_64.tar, and prints its path last.
+ * of docs/image-layout.md, at $EMERGENCY_CACHE_DIR/test-image/emergency-image-x86_64.tar, and prints its path last.
  * Rebuilds only when a package version or a project file that goes in changes.
  */
 import { execFile } from 'node:child_process';
@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { homedir } from 'node:os';
 import { promisify } from 'node:util';
 import { writeCpio, entriesFromDir, unpackedBytes, type CpioEntry } from './cpio.js';
 import { extractDebs, fetchDebs, kernelPackage, resolveDebs } from './debs.js';
@@ -20,8 +21,13 @@ const exec = promisify(execFile);
 /** The repository root (this file runs from dist/test-image/). */
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..');
 /** Where downloaded packages are kept, by file name (name_version_arch.deb). */
-export const DEB_CACHE = join(REPO, '.cache/debs');
-const OUT_DIR = join(REPO, '.cache/test-image');
+/**
+ * Downloads and built images live outside the checkout (EMERGENCY_CACHE_DIR, default ~/.cache/emergency), so
+ * a fresh clone — CI's — reuses them; every entry is keyed by package versions and input hashes.
+ */
+export const CACHE_DIR = process.env.EMERGENCY_CACHE_DIR || join(homedir(), '.cache', 'emergency');
+export const DEB_CACHE = join(CACHE_DIR, 'debs');
+const OUT_DIR = join(CACHE_DIR, 'test-image');
 const ARCH = 'x86_64';
 const IMAGE_NAME = 'Debian test image';
 

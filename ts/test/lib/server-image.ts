@@ -9,7 +9,7 @@ import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { entriesFromDir, writeCpio, type CpioEntry } from '../../test-image/cpio.js';
-import { REPO, preparePackages, zstd, KERNEL_META, RESCUE_PACKAGES } from '../../test-image/build.js';
+import { CACHE_DIR, REPO, preparePackages, zstd, KERNEL_META, RESCUE_PACKAGES } from '../../test-image/build.js';
 import { kernelPackage, resolveDebs } from '../../test-image/debs.js';
 import { kernelVersion } from '../../test-image/kmod.js';
 import { copyIn, installBusybox, installModules, installPrograms, writeIn } from '../../test-image/stage.js';
@@ -17,7 +17,7 @@ import { copyIn, installBusybox, installModules, installPrograms, writeIn } from
 /** Packages the server has beyond the test image's. */
 export const SERVER_PACKAGES = ['sudo', 'libpam-modules'];
 const SERVER_INIT = join(REPO, 'ts/test/lib/server-init.sh');
-const CACHE = join(REPO, '.cache/test-server');
+const CACHE = join(CACHE_DIR, 'test-server');
 
 /** A built base: boot it with `kernel` and `initrd` (+ a scenario cpio appended). */
 export interface ServerBase {
