@@ -83,6 +83,20 @@ export function classifySshFailure(destination: string, stderr: string): Error {
   return new ConnectionError(`ssh to ${destination} failed`, 'Run the same with plain `ssh -v` to see why.', detail);
 }
 
+/**
+ * `command` wrapped so it runs as root the way `become` says. The sudo password is never part of it: it goes
+ * on sudo's stdin, ahead of the script's own input (SshRemote.stdinFor).
+ */
+export function becomeRoot(become: Become, command: string[]): string[] {
+  if (become === 'root') return command;
+  if (become === 'doas') return ['doas', '-n', ...command];
+  if (become === 'sudo') return ['sudo', '-n', '--', ...command];
+  // -S reads the password from stdin, -p '' keeps sudo's prompt out of our output. -k ignores cached
+  // credentials, so sudo always reads that line: with a cached timestamp (timestamp_type=global, say) it would
+  // not, and the password would flow on into the script's stdin, ahead of the image or the restore data.
+  return ['sudo', '-k', '-S', '-p', '', '--', ...command];
+}
+
 /** The Remote implementation: an ssh ControlMaster and clients multiplexed over it. */
 export class SshRemote implements Remote {
   become: Become = 'root';
@@ -149,11 +163,7 @@ export class SshRemote implements Remote {
 
   private remoteCommand(scripts: RemoteScript[], asRoot: boolean): string {
     const command = scriptCommand(scripts);
-    if (!asRoot || this.become === 'root') return shellJoin(command);
-    if (this.become === 'doas') return shellJoin(['doas', '-n', ...command]);
-    if (this.become === 'sudo') return shellJoin(['sudo', '-n', '--', ...command]);
-    // -S reads the password from stdin, -p '' keeps sudo's prompt out of our output.
-    return shellJoin(['sudo', '-S', '-p', '', '--', ...command]);
+    return shellJoin(asRoot ? becomeRoot(this.become, command) : command);
   }
 
   private stdinFor(options: RunOptions): Readable | string | Buffer | undefined {

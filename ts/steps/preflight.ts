@@ -26,10 +26,13 @@ async function factsAsRoot(op: Operation): Promise<RunResult> {
   if (op.remote.become === 'root' || result.stdout.includes('preflight_format=')) return result;
   if (NEEDS_PASSWORD.test(result.stderr)) {
     if (!op.ui.interactive()) {
+      // sudo says the same for a user it would refuse anyway: it asks for the password before it looks the user up.
       throw new EmergencyError(
-        `sudo on ${op.options.destination} wants a password and there is no terminal to ask for it`,
-        'Run emergency from a terminal, log in as root, or allow this user passwordless sudo.',
+        `${op.remote.loginUser} cannot become root on ${op.options.destination} without a password (sudo -n: "a password is required"; ` +
+          'the user may also have no sudo rights at all), and there is no terminal to ask for it',
+        'Run emergency from a terminal to type the sudo password, log in as root, or allow this user passwordless sudo. Nothing was changed on the host.',
         ExitCode.Refused,
+        result.stderr,
       );
     }
     op.remote.become = 'sudo-password';
@@ -37,7 +40,12 @@ async function factsAsRoot(op: Operation): Promise<RunResult> {
     result = await runFacts(op);
     if (result.stdout.includes('preflight_format=')) return result;
     if (NO_SUDO.test(result.stderr)) throw notRoot(op, result);
-    throw new EmergencyError('sudo refused the password', 'Run again and type the password of the login user.', ExitCode.Refused, result.stderr);
+    throw new EmergencyError(
+      `sudo on ${op.options.destination} refused the password of ${op.remote.loginUser}`,
+      'Run again and type the login password of that user; if it has none (key-only) or no sudo rights, log in as root. Nothing was changed on the host.',
+      ExitCode.Refused,
+      result.stderr,
+    );
   }
   if (NO_SUDO.test(result.stderr)) {
     op.remote.become = 'doas';
