@@ -87,6 +87,13 @@ add_rule() {
   ip "$family" rule add "$@"
 }
 
+# ignore_ra IFNAME: no addresses or routes from router advertisements, as on the old system, where this
+# interface had none: the rescue kernel's default (accept) could add a second IPv6 default route.
+ignore_ra() {
+  [ -e "/proc/sys/net/ipv6/conf/$1/accept_ra" ] || return 0
+  echo 0 >"/proc/sys/net/ipv6/conf/$1/accept_ra" && echo 0 >"/proc/sys/net/ipv6/conf/$1/autoconf"
+}
+
 # accept_ra IFNAME: takes IPv6 addresses and routes from router advertisements, even if forwarding is on.
 accept_ra() {
   echo 2 >"/proc/sys/net/ipv6/conf/$1/accept_ra" && echo 1 >"/proc/sys/net/ipv6/conf/$1/autoconf"
@@ -174,6 +181,10 @@ export function renderRestoreScript(plan: NetworkPlan): string {
     const master = i.master ? ifaces.get(i.master) : undefined;
     if (i.kind !== 'loopback' && master?.kind !== 'bond') {
       out.push(guard([i.name], `MTU ${i.mtu} on ${label}`, step(`MTU ${i.mtu} on ${label}`, `ip link set dev "$${i.id}" mtu ${i.mtu}`)));
+    }
+    // Before the link comes up, so no advertisement slips in between.
+    if (i.kind !== 'loopback' && !i.acceptRa) {
+      out.push(guard([i.name], `ignore RA on ${label}`, step(`ignore router advertisements on ${label}`, `ignore_ra "$${i.id}"`)));
     }
     if (i.up) out.push(guard([i.name], `bring up ${label}`, step(`bring up ${label}`, `ip link set dev "$${i.id}" up`)));
   }

@@ -12,18 +12,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildTestImage } from '../../test-image/build.js';
 import { runCli, targetArgs } from '../lib/cli.js';
+import { HOST_SNAPSHOT } from '../lib/host-snapshot.js';
 import { networkDifferences, parseNetworkState, READ_NETWORK } from '../lib/network-state.js';
 import { defaultScenario, qemuAvailable, startServer, type TestServer } from '../lib/server.js';
 import { makeKey, sshArgs, type KeyPair } from '../lib/ssh.js';
 
 const skip = (await qemuAvailable()) ? false : 'needs qemu-system-x86_64 (installed by .ci/run)';
-
-/**
- * Everything on the host that must not change without a kexec: mounts, stage dirs, kexec state, boot, network.
- * sshd's own login records (utmp) are left out: any ssh login, ours or not, touches them.
- */
-const HOST_SNAPSHOT =
-  'cat /proc/sys/kernel/random/boot_id; cat /sys/kernel/kexec_loaded; cat /proc/mounts; ls -la /run /tmp /dev/shm /mnt 2>&1 | grep -v utmp; ip -j addr; ip -j route';
 
 describe('emergency rescues a QEMU server end to end (needs QEMU)', { skip, timeout: 900_000 }, () => {
   let image: string;
@@ -110,6 +104,8 @@ describe('emergency rescues a QEMU server end to end (needs QEMU)', { skip, time
     assert.equal(state.code, 0, state.stderr);
     const parsed = parseNetworkState(state.stdout);
     assert.deepEqual(networkDifferences(server.expected, parsed), [], 'every address, route and nameserver is back');
+    const raRoutes = parsed.routes6.filter((r) => (r as { protocol?: string }).protocol === 'ra');
+    assert.deepEqual(raRoutes, [], 'no routes from router advertisements: the old system ignored them');
     const oldNames = new Set(server.scenario.nics.map((n) => n.name));
     assert.ok(parsed.addrs.every((a) => !oldNames.has(a.ifname)), 'the rescue kernel named the NICs differently, so matching by MAC was needed');
   });

@@ -67,6 +67,10 @@ describe('renderRestoreScript', () => {
     assert.match(renderRestoreScript(fixture('aws-dhcp').plan), /start_dhcp "\$if_2"/);
     assert.match(renderRestoreScript(fixture('ipv6-ra').plan), /accept_ra "\$if_2"/);
     assert.doesNotMatch(renderRestoreScript(fixture('static-ipv4').plan), /start_dhcp "|accept_ra "/);
+    // A static interface must not pick up RA routes the old system ignored, and the guard comes before `up`.
+    const script = renderRestoreScript(fixture('static-ipv4').plan);
+    assert.match(script, /ignore_ra "\$if_\d+"/);
+    assert.ok(script.indexOf('ignore_ra "$') < script.indexOf('ip link set dev "$if_2" up'), 'RA is switched off before the link comes up');
   });
 });
 
