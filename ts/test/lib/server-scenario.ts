@@ -32,6 +32,8 @@ export interface UserSpec {
   /** Supplementary groups, e.g. `sudo` (created as needed). */
   groups: string[];
   sudo: SudoMode;
+  /** A login password when `sudo` has none (a user who can type a password but has no sudo rights); default: locked. */
+  password?: string;
   /** More authorized_keys lines (e.g. a `command=` key), after the generated one. */
   extraAuthorizedKeys?: string[];
 }

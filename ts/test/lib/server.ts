@@ -75,7 +75,10 @@ async function cryptPassword(busybox: string, password: string): Promise<string>
 /** Builds the scenario's cpio: everything per-server, appended after the cached base initramfs. */
 async function scenarioCpio(s: ServerScenario, hostKeys: Record<string, KeyPair>, userKeys: Record<string, KeyPair>, busybox: string): Promise<Buffer> {
   const hashes = new Map<string, string>();
-  for (const u of s.users) if (u.sudo.kind === 'password') hashes.set(u.name, await cryptPassword(busybox, u.sudo.password));
+  for (const u of s.users) {
+    const password = u.sudo.kind === 'password' ? u.sudo.password : u.password;
+    if (password !== undefined) hashes.set(u.name, await cryptPassword(busybox, password));
+  }
   const file = (path: string, data: string | Buffer, mode = 0o644, uid = 0, gid = 0): CpioEntry => ({ path, type: 'file', data: Buffer.from(data), mode, uid, gid });
   const dir = (path: string, mode = 0o755, uid = 0, gid = 0): CpioEntry => ({ path, type: 'dir', mode, uid, gid });
   const entries: CpioEntry[] = [
