@@ -209,22 +209,26 @@ describe('fault matrix on the default server: refusals, interrupts, then a rescu
     });
   });
 
-  it('Ctrl-C (SIGINT to the process group) during the upload → exit 130, the staging tmpfs is gone at once', async () => {
-    await unchanged(async () => {
-      const watch = server.ssh('root', WAIT_FOR_EXTRACTING, { timeoutMs: 90_000 });
-      const cli = startCli(['--yes', '--image', image, ...targetArgs(server, 'admin')], { env: { ...process.env, TMPDIR: cliTmp } });
-      const seen = await watch;
-      assert.match(seen.stdout, /^extracting \/run\/emergency\.\d+$/m, `the upload began: ${seen.stdout}${seen.stderr}`);
-      cli.signal('SIGINT', { group: true });
-      const result = await cli.done;
-      assert.equal(result.code, ExitCode.Interrupted, why(result, server));
-      assert.doesNotMatch(result.stderr, /✓ stage/, 'interrupted during the stage step');
-      assert.match(result.stderr, /interrupted: removing the staged image/);
-      // "130: the staged image was removed" holds when the CLI exits, not some time later.
-      assert.equal(await waitForNoStage(server, 1), '', 'no tmpfs, stage dir or keeper is left when the CLI has exited');
+  // Ctrl-C at a terminal signals the whole process group (the CLI and its ssh clients); `kill -INT PID` only the
+  // CLI, whose own handler must then end the keeper's stdin. Both must leave the host clean before the CLI exits.
+  for (const group of [true, false]) {
+    it(`${group ? 'Ctrl-C (SIGINT to the process group)' : 'SIGINT to the CLI alone'} during the upload → exit 130, the staging tmpfs is gone at once`, async () => {
+      await unchanged(async () => {
+        const watch = server.ssh('root', WAIT_FOR_EXTRACTING, { timeoutMs: 90_000 });
+        const cli = startCli(['--yes', '--image', image, ...targetArgs(server, 'admin')], { env: { ...process.env, TMPDIR: cliTmp } });
+        const seen = await watch;
+        assert.match(seen.stdout, /^extracting \/run\/emergency\.\d+$/m, `the upload began: ${seen.stdout}${seen.stderr}`);
+        cli.signal('SIGINT', { group });
+        const result = await cli.done;
+        assert.equal(result.code, ExitCode.Interrupted, why(result, server));
+        assert.doesNotMatch(result.stderr, /✓ stage/, 'interrupted during the stage step');
+        assert.match(result.stderr, /interrupted: removing the staged image/);
+        // "130: the staged image was removed" holds when the CLI exits, not some time later.
+        assert.equal(await waitForNoStage(server, 1), '', 'no tmpfs, stage dir or keeper is left when the CLI has exited');
+      });
+      assert.equal(closeLeftoverMasters(cliTmp), 0, 'the CLI closed its ssh connection');
     });
-    assert.equal(closeLeftoverMasters(cliTmp), 0, 'the CLI closed its ssh connection');
-  });
+  }
 
   it('connection killed mid-upload (SIGKILL of the CLI) → the host-side keeper removes the tmpfs', async () => {
     await unchanged(async () => {
