@@ -264,6 +264,7 @@ describe('fault matrix on the default server: refusals, interrupts, then a rescu
     await assertRescued(server, oldBoot, { ...result, stderr: result.stdout });
     for (const step of ['connect', 'preflight', 'stage', 'kexec', 'wait']) assert.match(result.stdout, new RegExp(`✓ ${step} `));
     assert.ok(!result.stdout.includes(password) && !result.stderr.includes(password), 'the password appears in no output');
+    assert.doesNotMatch(result.stdout, /PRIVATE KEY/, 'no private host key material reaches the terminal');
     assert.deepEqual([...leaks], [], 'the password is in no argv or environment of the CLI or its children');
   });
 
