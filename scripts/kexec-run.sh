@@ -123,7 +123,7 @@ keeper=$(cat "$stage_dir/keeper.pid" 2>/dev/null || echo "$$")
   while kill -0 "$keeper" 2>/dev/null && [ "$waited" -lt 200 ]; do bb usleep 50000; waited=$((waited + 1)); done
   bb sync &
   sync_pid=$! waited=0
-  while kill -0 "$sync_pid" 2>/dev/null && [ "$waited" -lt 100 ]; do bb usleep 100000; waited=$((waited + 1)); done
+  while kill -0 "$sync_pid" 2>/dev/null && [ "$waited" -lt 500 ]; do bb usleep 20000; waited=$((waited + 1)); done
   kexec -e
   echo "emergency: kexec -e failed, the old system keeps running; unloading and removing the stage" >/dev/kmsg
   kexec -u
