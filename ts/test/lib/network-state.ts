@@ -19,43 +19,114 @@ export interface IpRouteJson {
   table?: string;
 }
 
+/** One link as `ip -j -d link` shows it: kind, bond/VLAN data, master, a bond member's permanent MAC. */
+export interface IpLinkJson {
+  ifname: string;
+  address?: string;
+  permaddr?: string;
+  master?: string;
+  /** A VLAN's parent. */
+  link?: string;
+  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
+}
+
 /** What was read from the host. */
 export interface NetworkState {
   addrs: IpAddrJson[];
   routes4: IpRouteJson[];
   routes6: IpRouteJson[];
+  /** Link details; without them NICs are found by their current MAC (a bond member's is the bond's). */
+  links?: IpLinkJson[];
   resolvConf: string;
 }
 
-/** The shell command that prints a NetworkState as four sections separated by marker lines. */
-export const READ_NETWORK = 'ip -j addr; echo @@; ip -j -4 route show table main; echo @@; ip -j -6 route show table main; echo @@; cat /etc/resolv.conf';
+/** The shell command that prints a NetworkState as five sections separated by marker lines. */
+export const READ_NETWORK =
+  'ip -j addr; echo @@; ip -j -4 route show table main; echo @@; ip -j -6 route show table main; echo @@; ip -j -d link show; echo @@; cat /etc/resolv.conf';
 
-/** Parses READ_NETWORK's output. */
+/** Parses READ_NETWORK's output (and its older four-section form, without link details). */
 export function parseNetworkState(stdout: string): NetworkState {
-  const [addrs, routes4, routes6, resolvConf] = stdout.split('\n@@\n');
-  return { addrs: JSON.parse(addrs), routes4: JSON.parse(routes4), routes6: JSON.parse(routes6), resolvConf: resolvConf ?? '' };
+  const parts = stdout.split('\n@@\n');
+  const [addrs, routes4, routes6] = parts;
+  const links = parts.length >= 5 ? (JSON.parse(parts[3]) as IpLinkJson[]) : undefined;
+  const resolvConf = parts[parts.length >= 5 ? 4 : 3] ?? '';
+  return { addrs: JSON.parse(addrs), routes4: JSON.parse(routes4), routes6: JSON.parse(routes6), links, resolvConf };
+}
+
+/** The MAC of every bond, VLAN and bridge by name: re-created links must carry the old ones. */
+export function virtualLinkMacs(state: NetworkState): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const l of state.links ?? []) {
+    const kind = l.linkinfo?.info_kind;
+    if ((kind === 'bond' || kind === 'vlan' || kind === 'bridge') && l.address) out[l.ifname] = l.address.toLowerCase();
+  }
+  return out;
 }
 
 /**
  * Every difference between the scenario's network and the state (empty = restored): each address on the
- * interface with the NIC's MAC, each route via the same gateway on that interface, each nameserver and
- * search domain.
+ * interface with the NIC's MAC, each bond, VLAN and bridge under its old name with its mode, id, parent and
+ * members (NICs by permanent MAC) and its addresses, each route via the same gateway on that interface, each
+ * nameserver and search domain.
  */
-export function networkDifferences(expected: Pick<ServerScenario, 'nics' | 'routes' | 'nameservers' | 'search'>, state: NetworkState): string[] {
+export function networkDifferences(expected: Pick<ServerScenario, 'nics' | 'links' | 'routes' | 'nameservers' | 'search'>, state: NetworkState): string[] {
   const problems: string[] = [];
-  const byMac = new Map(state.addrs.filter((a) => a.address).map((a) => [a.address!.toLowerCase(), a]));
+  const addrsByName = new Map(state.addrs.map((a) => [a.ifname, a]));
+  // A NIC is a link of no kind; a bond member shows the bond's MAC as its address, its own as permaddr.
+  const nicByMac = state.links
+    ? new Map(state.links.filter((l) => !l.linkinfo?.info_kind && (l.permaddr ?? l.address)).map((l) => [(l.permaddr ?? l.address)!.toLowerCase(), l.ifname]))
+    : new Map(state.addrs.filter((a) => a.address).map((a) => [a.address!.toLowerCase(), a.ifname]));
   const nameFor = new Map<string, string>();
+  const checkAddresses = (ifname: string, wanted: string[], what: string) => {
+    const have = new Set((addrsByName.get(ifname)?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
+    for (const cidr of wanted) if (!have.has(cidr)) problems.push(`${cidr} missing on ${ifname} (${what}); it has ${[...have].join(' ')}`);
+  };
   for (const nic of expected.nics) {
-    const iface = byMac.get(nic.mac.toLowerCase());
-    if (!iface) {
+    const ifname = nicByMac.get(nic.mac.toLowerCase());
+    if (!ifname) {
       problems.push(`no interface with MAC ${nic.mac} (was ${nic.name})`);
       continue;
     }
-    nameFor.set(nic.name, iface.ifname);
-    const have = new Set(iface.addr_info.map((a) => `${a.local}/${a.prefixlen}`));
-    for (const cidr of [...nic.ipv4, ...nic.ipv6]) {
-      if (!have.has(cidr)) problems.push(`${cidr} missing on ${iface.ifname} (MAC ${nic.mac}, was ${nic.name}); it has ${[...have].join(' ')}`);
+    nameFor.set(nic.name, ifname);
+    checkAddresses(ifname, [...nic.ipv4, ...nic.ipv6], `MAC ${nic.mac}, was ${nic.name}`);
+  }
+  for (const spec of expected.links ?? []) {
+    if (!state.links) {
+      problems.push(`${spec.kind} ${spec.name}: no link details were read`);
+      continue;
     }
+    const link = state.links.find((l) => l.ifname === spec.name);
+    const kind = link?.linkinfo?.info_kind;
+    if (!link || kind !== spec.kind) {
+      problems.push(`no ${spec.kind} ${spec.name}${link ? ` (${spec.name} is ${kind ?? 'a NIC'})` : ''}`);
+      continue;
+    }
+    nameFor.set(spec.name, spec.name);
+    const data = link.linkinfo?.info_data ?? {};
+    if (spec.kind === 'bond') {
+      if (data.mode !== spec.mode) problems.push(`bond ${spec.name} has mode ${String(data.mode)}, not ${spec.mode}`);
+      if (spec.miimon !== undefined && data.miimon !== spec.miimon) problems.push(`bond ${spec.name} has miimon ${String(data.miimon)}, not ${spec.miimon}`);
+    }
+    if (spec.kind === 'vlan') {
+      const parent = nameFor.get(spec.parent) ?? spec.parent;
+      if (data.id !== spec.id) problems.push(`VLAN ${spec.name} has id ${String(data.id)}, not ${spec.id}`);
+      if (link.link !== parent) problems.push(`VLAN ${spec.name} is on ${link.link ?? 'nothing'}, not ${parent} (was ${spec.parent})`);
+    }
+    if (spec.kind === 'bond' || spec.kind === 'bridge') {
+      const want = spec.members.map((m) => {
+        const nic = expected.nics.find((n) => n.name === m);
+        return nic ? `${nicByMac.get(nic.mac.toLowerCase()) ?? '?'} (MAC ${nic.mac}, was ${m})` : `${m} (not a NIC of the scenario)`;
+      });
+      const have = state.links.filter((l) => l.master === spec.name).map((l) => {
+        const mac = (l.permaddr ?? l.address ?? '').toLowerCase();
+        const nic = expected.nics.find((n) => n.mac.toLowerCase() === mac);
+        return `${l.ifname} (MAC ${nic?.mac ?? mac}, was ${nic?.name ?? 'no NIC of the scenario'})`;
+      });
+      if (JSON.stringify([...want].sort()) !== JSON.stringify([...have].sort())) {
+        problems.push(`${spec.kind} ${spec.name} has members ${have.join(', ') || 'none'}; wanted ${want.join(', ')}`);
+      }
+    }
+    checkAddresses(spec.name, [...spec.ipv4, ...spec.ipv6], `${spec.kind} ${spec.name}`);
   }
   for (const args of expected.routes) {
     const dst = args[0];

@@ -1,6 +1,7 @@
 /**
  * The QEMU test server's base initramfs, built (and cached) from Debian packages like the test image:
- * the Debian cloud kernel, OpenSSH sshd, sudo with pam_unix, iproute2, dash as /bin/sh and busybox for the rest.
+ * the Debian cloud kernel (virtio, bonding, 8021q and bridge modules), OpenSSH sshd, sudo with pam_unix, iproute2, dash
+ * as /bin/sh and busybox for the rest.
  * Everything scenario-specific (users, keys, network) comes in a second cpio (server.ts).
  */
 import { createHash } from 'node:crypto';
@@ -9,7 +10,7 @@ import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { entriesFromDir, writeCpio, type CpioEntry } from '../../test-image/cpio.js';
-import { CACHE_DIR, REPO, preparePackages, zstd, KERNEL_META, RESCUE_PACKAGES } from '../../test-image/build.js';
+import { CACHE_DIR, REPO, preparePackages, zstd, KERNEL_META, NIC_MODULES, RESCUE_PACKAGES } from '../../test-image/build.js';
 import { kernelPackage, resolveDebs } from '../../test-image/debs.js';
 import { kernelVersion } from '../../test-image/kmod.js';
 import { copyIn, installBusybox, installModules, installPrograms, writeIn } from '../../test-image/stage.js';
@@ -84,7 +85,8 @@ export async function buildServerBase(log: (line: string) => void = () => {}): P
     await mkdir(join(stage, 'sbin'), { recursive: true });
     await symlink('/bin/ip', join(stage, 'sbin/ip'));
     await installBusybox(stage, join(root, 'bin/busybox'));
-    await installModules(root, stage, version, ['virtio_pci', 'virtio_net'], join(root, 'bin/busybox'));
+    // The rescue image's set: virtio, plus what a scenario's bonds, VLANs and bridges need (loaded by its setup).
+    await installModules(root, stage, version, NIC_MODULES, join(root, 'bin/busybox'));
     await writeIn(stage, 'init', await readFile(SERVER_INIT), 0o755);
     await writeIn(stage, 'etc/inittab', INITTAB);
     await writeIn(stage, 'etc/pam.d/sudo', PAM_SUDO);

@@ -46,7 +46,7 @@ export interface TestServer {
   /** NIC MACs in scenario order. */
   macs: string[];
   /** What the network must look like, from the scenario: per-interface addresses, routes, resolv.conf. */
-  expected: Pick<ServerScenario, 'nics' | 'routes' | 'nameservers' | 'search' | 'hostname'>;
+  expected: Pick<ServerScenario, 'nics' | 'links' | 'routes' | 'nameservers' | 'search' | 'hostname'>;
   /** Milliseconds from QEMU start to sshd's banner. */
   bootToSshMs: number;
   /** The temp dir holding keys, known_hosts and the serial log; removed by stop(). */
@@ -161,7 +161,7 @@ export async function startServer(scenario: ServerScenario = defaultScenario(), 
       hostKeys,
       keys,
       macs: scenario.nics.map((n) => n.mac),
-      expected: { nics: scenario.nics, routes: scenario.routes, nameservers: scenario.nameservers, search: scenario.search, hostname: scenario.hostname },
+      expected: { nics: scenario.nics, links: scenario.links, routes: scenario.routes, nameservers: scenario.nameservers, search: scenario.search, hostname: scenario.hostname },
       bootToSshMs: Date.now() - started,
       workDir,
       vm,

@@ -10,7 +10,7 @@ import { parsePrintUris } from '../../test-image/debs.js';
 import { isElf, readDynamic } from '../../test-image/elf.js';
 import { moduleKey } from '../../test-image/kmod.js';
 import { joinInitrd, netdevArg, qemuArgs } from '../lib/qemu.js';
-import { defaultScenario, renderGroups, renderSetup, renderShadow, renderSudoers, routeCommand } from '../lib/server-scenario.js';
+import { dataCentreScenario, defaultScenario, renderGroups, renderSetup, renderShadow, renderSudoers, routeCommand } from '../lib/server-scenario.js';
 import { knownHostsLines } from '../lib/ssh.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'emergency-test-image-'));
@@ -127,6 +127,24 @@ describe('server scenario rendering', () => {
     const lines = setup.trim().split('\n');
     assert.equal(lines.at(-2), 'run mount -o remount,ro /');
     assert.ok(lines.findIndex((l) => l.includes('rm -f /usr/sbin/ip')) > lines.findIndex((l) => l.includes('route add')), 'tools go after the network is up');
+  });
+  it('renders bonds, VLANs and bridges: modules, links and members before any NIC is up, then addresses', () => {
+    const lines = renderSetup(dataCentreScenario()).split('\n');
+    const at = (line: string) => {
+      const i = lines.indexOf(line);
+      assert.ok(i >= 0, `setup has ${line}`);
+      return i;
+    };
+    const bondModule = at('run modprobe bonding max_bonds=0');
+    const bond = at('run ip link add name bond0 type bond mode active-backup miimon 100');
+    const member = at('run ip link set dev eno2 master bond0');
+    const vlan = at('run ip link add link bond0 name bond0.100 type vlan id 100');
+    at('run ip link set dev enp5s0 master br0');
+    const firstUp = lines.findIndex((l) => / up$/.test(l) && !l.includes(' lo '));
+    assert.ok(bondModule < bond && bond < member && member < vlan && vlan < firstUp, 'modules, links, members, then links up');
+    assert.ok(at('run ip link set dev bond0 up') < at('run ip link set dev bond0.100 up'), 'the bond comes up before its VLAN');
+    assert.ok(at('run ip -6 addr add 2001:db8:100::5/64 dev bond0.100 nodad') < at('run ip -6 route add 2001:db8:200::/48 via 2001:db8:100::1 dev bond0.100'));
+    assert.doesNotMatch(renderSetup(defaultScenario()), /modprobe|type bond/, 'a scenario without links loads nothing');
   });
   it('renders sudo rights per user and keeps groups separate', () => {
     const users = [
