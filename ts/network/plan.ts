@@ -106,7 +106,8 @@ const ROUTE_TYPES = new Set(['unicast', 'blackhole', 'unreachable', 'prohibit', 
 const PROTOCOLS = new Set(['boot', 'static', 'dhcp', 'ra', 'redirect', 'zebra', 'bird', 'babel', 'bgp', 'isis', 'ospf', 'rip', 'eigrp', 'keepalived']);
 const ROUTE_METRICS = new Set(['mtu', 'advmss', 'window', 'rtt', 'rttvar', 'ssthresh', 'cwnd', 'initcwnd', 'initrwnd', 'hoplimit', 'reordering', 'quickack']);
 const BOND_OPTIONS = ['mode', 'miimon', 'updelay', 'downdelay', 'min_links', 'arp_interval', 'fail_over_mac'];
-const BOND_8023AD_OPTIONS = ['lacp_rate', 'ad_select'];
+// iproute2 prints the LACP rate as `ad_lacp_rate` (ip/iplink_bond.c) but takes it as `lacp_rate`.
+const BOND_8023AD_OPTIONS: [string, string][] = [['ad_lacp_rate', 'lacp_rate'], ['ad_select', 'ad_select']];
 const BRIDGE_OPTIONS = ['stp_state', 'forward_delay'];
 const STUB_RESOLVERS = new Set(['127.0.0.53', '127.0.0.54']);
 
@@ -201,19 +202,22 @@ function planInterfaces(links: IpLink[], skipped: SkippedItem[], notes: string[]
   return ordered;
 }
 
-function bondOptionNames(data: Record<string, unknown>): string[] {
+/** The bond's options as [key in `ip -j -d` output, `ip link add` option] pairs; which apply depends on the mode. */
+function bondOptionNames(data: Record<string, unknown>): (string | [string, string])[] {
   const mode = data.mode;
-  const names = [...BOND_OPTIONS];
+  const names: (string | [string, string])[] = [...BOND_OPTIONS];
   if (mode === '802.3ad') names.push(...BOND_8023AD_OPTIONS);
   if (mode === '802.3ad' || mode === 'balance-xor' || mode === 'balance-tlb') names.push('xmit_hash_policy');
   return names;
 }
 
-function linkOptions(data: Record<string, unknown>, names: string[]): [string, string][] {
+/** `ip link add` options from a link's captured data; a name is the same in both, or a [captured, option] pair. */
+function linkOptions(data: Record<string, unknown>, names: (string | [string, string])[]): [string, string][] {
   const out: [string, string][] = [];
   for (const name of names) {
-    const v = data[name];
-    if ((typeof v === 'string' && /^[A-Za-z0-9+._-]+$/.test(v)) || typeof v === 'number') out.push([name, String(v)]);
+    const [key, option] = typeof name === 'string' ? [name, name] : name;
+    const v = data[key];
+    if ((typeof v === 'string' && /^[A-Za-z0-9+._-]+$/.test(v)) || typeof v === 'number') out.push([option, String(v)]);
   }
   // An ARP monitor without its targets does nothing; with them it is the bond's only link check.
   if (Array.isArray(data.arp_ip_target) && data.arp_ip_target.length > 0) {
