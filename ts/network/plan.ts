@@ -40,6 +40,8 @@ export interface PlannedInterface {
   vlan?: { parent: string; id: number; protocol: string };
   /** `ip link add … type bond|bridge` options, as name/value pairs. */
   linkOptions: [string, string][];
+  /** Bond: the old name of the member it prefers (`primary`), set once the members are in. */
+  primary?: string;
   addresses: PlannedAddress[];
   /** Run a DHCP client on it (it had a dynamic IPv4 address). */
   dhcp4: boolean;
@@ -170,7 +172,10 @@ function planInterfaces(links: IpLink[], skipped: SkippedItem[], notes: string[]
       }
       iface.vlan = { parent: link.link, id: data.id, protocol: typeof data.protocol === 'string' ? data.protocol : '802.1Q' };
     }
-    if (kind === 'bond') iface.linkOptions = linkOptions(data, bondOptionNames(data));
+    if (kind === 'bond') {
+      iface.linkOptions = linkOptions(data, bondOptionNames(data));
+      if (typeof data.primary === 'string') iface.primary = data.primary;
+    }
     if (kind === 'bridge') {
       iface.linkOptions = linkOptions(data, BRIDGE_OPTIONS);
       if (data.vlan_filtering === 1) notes.push(`bridge ${link.ifname}: VLAN filtering is on; its VLAN table is not restored`);
@@ -195,6 +200,13 @@ function planInterfaces(links: IpLink[], skipped: SkippedItem[], notes: string[]
         skipped.push({ what: `membership of ${iface.name} in ${iface.master}`, reason: `${iface.master} is not restored` });
         iface.master = undefined;
       }
+    }
+  }
+  // A bond's primary names one of its members; one that is not restored cannot be preferred.
+  for (const bond of planned.values()) {
+    if (bond.primary !== undefined && planned.get(bond.primary)?.master !== bond.name) {
+      skipped.push({ what: `primary ${bond.primary} of ${bond.name}`, reason: `${bond.primary} is not a restored member of ${bond.name}` });
+      bond.primary = undefined;
     }
   }
   const ordered = dependencyOrder([...planned.values()]);

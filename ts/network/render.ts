@@ -177,6 +177,10 @@ export function renderRestoreScript(plan: NetworkPlan): string {
       const desc = `${m.name} into ${i.kind} ${i.name}`;
       out.push(guard([m.name, i.name], desc, step(desc, `enslave "$${m.id}" "$${i.id}"`)));
     }
+    if (i.primary) {
+      const desc = `${i.primary} as primary of bond ${i.name}`;
+      out.push(guard([i.primary, i.name], desc, step(desc, `ip link set dev "$${i.id}" type bond primary "$${ifaces.get(i.primary)!.id}"`)));
+    }
     // Bond members take the bond's MTU; setting their own would fail.
     const master = i.master ? ifaces.get(i.master) : undefined;
     if (i.kind !== 'loopback' && master?.kind !== 'bond') {
@@ -300,7 +304,7 @@ function describeInterface(i: PlannedInterface): string[] {
         ? `${i.name}: found by MAC ${i.mac}${i.optional ? ' (optional: no failure if absent)' : ''}`
         : i.kind === 'vlan'
           ? `${i.name}: VLAN ${i.vlan!.id} on ${i.vlan!.parent}, re-created with MAC ${i.mac}`
-          : `${i.name}: ${i.kind}, re-created with MAC ${i.mac}${i.linkOptions.map(([k, v]) => ` ${k} ${v}`).join('')}`;
+          : `${i.name}: ${i.kind}, re-created with MAC ${i.mac}${i.linkOptions.map(([k, v]) => ` ${k} ${v}`).join('')}${i.primary ? ` primary ${i.primary}` : ''}`;
   const lines = [`  ${what}`];
   const state = [`mtu ${i.mtu}`, i.up ? 'up' : 'down'];
   if (i.master) state.push(`member of ${i.master}`);

@@ -225,6 +225,19 @@ describe('planNetwork', () => {
     assert.equal(plan.interfaces.find((i) => i.name === 'eno2')!.master, 'bond0');
   });
 
+  test("an active-backup bond keeps its primary member (by old name), or says why not", () => {
+    const withPrimary = (primary: string) => {
+      const { capture } = fixture('bond-vlan-datacentre');
+      const data = capture.links.find((l) => l.ifname === 'bond0')!.linkinfo!.info_data!;
+      Object.assign(data, { mode: 'active-backup', primary });
+      return planNetwork(capture);
+    };
+    assert.equal(withPrimary('eno2').interfaces.find((i) => i.name === 'bond0')!.primary, 'eno2');
+    const stray = withPrimary('eno9');
+    assert.equal(stray.interfaces.find((i) => i.name === 'bond0')!.primary, undefined);
+    assert.ok(stray.skipped.some((s) => s.what === 'primary eno9 of bond0' && /not a restored member/.test(s.reason)), JSON.stringify(stray.skipped));
+  });
+
   test('real NICs are required, veths and idle down NICs are optional', () => {
     const nics = fixture('bond-vlan-datacentre').plan.interfaces.filter((i) => i.kind === 'nic');
     assert.deepEqual(nics.map((i) => [i.name, i.optional]), [['eno1', false], ['eno2', false]]);

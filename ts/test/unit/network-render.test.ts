@@ -63,6 +63,15 @@ describe('renderRestoreScript', () => {
     assert.match(script, /ip link set dev "\$if_4" mtu 9000/);
   });
 
+  test("a bond's primary member is set after the members are in, by its rescue name", () => {
+    const { plan } = fixture('bond-vlan-datacentre');
+    plan.interfaces.find((i) => i.name === 'bond0')!.primary = 'eno2';
+    const script = renderRestoreScript(plan);
+    const primary = script.indexOf('ip link set dev "$if_4" type bond primary "$if_3"');
+    assert.ok(primary > script.indexOf('enslave "$if_3" "$if_4"'), 'primary after the members are enslaved');
+    assert.match(describePlan(plan), /bond0: bond, re-created with MAC \S+ .*primary eno2/);
+  });
+
   test('dynamic interfaces get a DHCP client or RA, static ones none', () => {
     assert.match(renderRestoreScript(fixture('aws-dhcp').plan), /start_dhcp "\$if_2"/);
     assert.match(renderRestoreScript(fixture('ipv6-ra').plan), /accept_ra "\$if_2"/);
