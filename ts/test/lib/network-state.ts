@@ -106,6 +106,8 @@ export function networkDifferences(expected: Pick<ServerScenario, 'nics' | 'link
     if (spec.kind === 'bond') {
       if (data.mode !== spec.mode) problems.push(`bond ${spec.name} has mode ${String(data.mode)}, not ${spec.mode}`);
       if (spec.miimon !== undefined && data.miimon !== spec.miimon) problems.push(`bond ${spec.name} has miimon ${String(data.miimon)}, not ${spec.miimon}`);
+      const primary = spec.primary === undefined ? undefined : (nameFor.get(spec.primary) ?? spec.primary);
+      if (data.primary !== primary) problems.push(`bond ${spec.name} has primary ${String(data.primary ?? 'none')}, not ${primary ?? 'none'} (was ${spec.primary ?? 'none'})`);
     }
     if (spec.kind === 'vlan') {
       const parent = nameFor.get(spec.parent) ?? spec.parent;

@@ -24,7 +24,7 @@ export interface NicSpec {
 
 /** A bond, VLAN or bridge the setup script creates before any address, with its own addresses. */
 export type LinkSpec = { name: string; ipv4: string[]; ipv6: string[] } & (
-  | { kind: 'bond'; mode: string; miimon?: number; /** NIC names, enslaved in this order. */ members: string[] }
+  | { kind: 'bond'; mode: string; miimon?: number; /** NIC names, enslaved in this order. */ members: string[]; /** The preferred member. */ primary?: string }
   | { kind: 'bridge'; members: string[] }
   | { kind: 'vlan'; parent: string; id: number }
 );
@@ -102,7 +102,7 @@ export function defaultScenario(): ServerScenario {
   };
 }
 
-/** The data-centre box: ssh on a plain NIC, bond0 (eno1 + eno2) with bond0.100 on top, br0 with enp5s0. */
+/** The data-centre box: ssh on a plain NIC, bond0 (eno1 + eno2, eno2 preferred) with bond0.100 on top, br0 with enp5s0. */
 export function dataCentreScenario(): ServerScenario {
   const base = defaultScenario();
   return {
@@ -115,7 +115,7 @@ export function dataCentreScenario(): ServerScenario {
       { mac: '52:54:00:12:34:13', name: 'enp5s0', ipv4: [], ipv6: [], ssh: false },
     ],
     links: [
-      { kind: 'bond', name: 'bond0', mode: 'active-backup', miimon: 100, members: ['eno1', 'eno2'], ipv4: ['10.10.0.5/24'], ipv6: [] },
+      { kind: 'bond', name: 'bond0', mode: 'active-backup', miimon: 100, members: ['eno1', 'eno2'], primary: 'eno2', ipv4: ['10.10.0.5/24'], ipv6: [] },
       { kind: 'vlan', name: 'bond0.100', parent: 'bond0', id: 100, ipv4: ['10.100.0.5/24'], ipv6: ['2001:db8:100::5/64'] },
       { kind: 'bridge', name: 'br0', members: ['enp5s0'], ipv4: ['10.30.0.5/24'], ipv6: [] },
     ],
@@ -155,6 +155,7 @@ export function renderSetup(s: ServerScenario): string {
       lines.push(cmd(['ip', 'link', 'add', 'link', l.parent, 'name', l.name, 'type', 'vlan', 'id', String(l.id)]));
     }
     if (l.kind !== 'vlan') for (const m of l.members) lines.push(cmd(['ip', 'link', 'set', 'dev', m, 'master', l.name]));
+    if (l.kind === 'bond' && l.primary) lines.push(cmd(['ip', 'link', 'set', 'dev', l.name, 'type', 'bond', 'primary', l.primary]));
   }
   for (const iface of [...s.nics, ...links]) {
     lines.push(cmd(['ip', 'link', 'set', 'dev', iface.name, 'up']));

@@ -60,7 +60,7 @@ const dcRestored = (): NetworkState => ({
     { ifname: 'eth1', address: BOND_MAC, permaddr: BOND_MAC, master: 'bond0', linkinfo: {} },
     { ifname: 'eth2', address: BOND_MAC, permaddr: '52:54:00:12:34:12', master: 'bond0', linkinfo: {} },
     { ifname: 'eth3', address: '52:54:00:12:34:13', master: 'br0', linkinfo: {} },
-    { ifname: 'bond0', address: BOND_MAC, linkinfo: { info_kind: 'bond', info_data: { mode: 'active-backup', miimon: 100 } } },
+    { ifname: 'bond0', address: BOND_MAC, linkinfo: { info_kind: 'bond', info_data: { mode: 'active-backup', miimon: 100, primary: 'eth2' } } },
     { ifname: 'bond0.100', address: BOND_MAC, link: 'bond0', linkinfo: { info_kind: 'vlan', info_data: { protocol: '802.1Q', id: 100 } } },
     { ifname: 'br0', address: '52:54:00:12:34:13', linkinfo: { info_kind: 'bridge', info_data: { stp_state: 0 } } },
   ],
@@ -73,6 +73,7 @@ describe('networkDifferences with bonds, VLANs and bridges', () => {
   const losses: [string, (s: NetworkState) => void, RegExp][] = [
     ['the bond mode', (s) => (link(s, 'bond0').linkinfo!.info_data!.mode = 'balance-rr'), /bond bond0 has mode balance-rr, not active-backup/],
     ['the MII monitor', (s) => (link(s, 'bond0').linkinfo!.info_data!.miimon = 0), /bond bond0 has miimon 0, not 100/],
+    ['the primary member', (s) => delete link(s, 'bond0').linkinfo!.info_data!.primary, /bond bond0 has primary none, not eth2 \(was eno2\)/],
     ['a bond member', (s) => delete link(s, 'eth2').master, /bond bond0 has members eth1 .*; wanted .*eth2 \(MAC 52:54:00:12:34:12, was eno2\)/],
     ['a member found by the wrong MAC', (s) => (link(s, 'eth2').permaddr = '52:54:00:99:99:99'), /no interface with MAC 52:54:00:12:34:12 \(was eno2\)/],
     ['the bridge member, put into the bond', (s) => (link(s, 'eth3').master = 'bond0'), /bridge br0 has members none; wanted eth3/],

@@ -138,6 +138,7 @@ describe('server scenario rendering', () => {
     const bondModule = at('run modprobe bonding max_bonds=0');
     const bond = at('run ip link add name bond0 type bond mode active-backup miimon 100');
     const member = at('run ip link set dev eno2 master bond0');
+    assert.ok(member < at('run ip link set dev bond0 type bond primary eno2'), 'the primary is set once it is a member');
     const vlan = at('run ip link add link bond0 name bond0.100 type vlan id 100');
     at('run ip link set dev enp5s0 master br0');
     const firstUp = lines.findIndex((l) => / up$/.test(l) && !l.includes(' lo '));
