@@ -2,8 +2,8 @@
  * End to end (needs QEMU): a data-centre box whose network is more than NICs, rescued through the real CLI.
  * The ssh NIC stays plain (it carries the hostfwd); two NICs form an active-backup bond with an address, a VLAN
  * on the bond has its own IPv4/IPv6 addresses and routes, and a bridge has a NIC member and an address. The
- * rescue system must re-create all of it: the bond with the same mode and its members found by their old
- * permanent MACs, the VLAN on the bond with the same id, the bridge with its member, the old MACs on the
+ * rescue system must re-create all of it: the bond with the same mode and primary and its members found by their
+ * old permanent MACs, the VLAN on the bond with the same id, the bridge with its member, the old MACs on the
  * virtual links, every address and route. This is where bonds, VLANs and bridges are proven for real: the
  * namespace round trip skips them on kernels without bonding/8021q (CI's), the Debian kernel in QEMU has them.
  */
