@@ -209,6 +209,17 @@ describe('fault matrix on the default server: refusals, interrupts, then a rescu
     });
   });
 
+  it('declined at the confirmation (n typed on a terminal) → exit 6 after staging, the staged image removed, host unchanged', async () => {
+    await unchanged(async () => {
+      const declined = await runCliInPty(['--image', image, ...targetArgs(server, 'admin')], { prompt: /\[y\/N\]/, secret: 'n', visible: true });
+      assert.equal(declined.answered, 1, `the question was asked once:\n${declined.stdout}`);
+      assert.equal(declined.code, ExitCode.Declined, why({ ...declined, stderr: declined.stdout }));
+      assert.match(declined.stdout, /✓ stage/, 'the question comes after staging, right before the point of no return');
+      assert.match(declined.stdout, /found by MAC 52:54:00:12:34:01/, 'the question shows what will be restored');
+      assert.match(declined.stdout, /declined: nothing was changed on the host/);
+    });
+  });
+
   // Ctrl-C at a terminal signals the whole process group (the CLI and its ssh clients); `kill -INT PID` only the
   // CLI, whose own handler must then end the keeper's stdin. Both must leave the host clean before the CLI exits.
   for (const group of [true, false]) {

@@ -10,14 +10,18 @@ import type { CliResult } from './cli.js';
 
 const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
 
-/** argv: PROMPT_REGEX COMMAND...; stdin: the secret, one line. Prints the terminal's output; exits with the child's code. */
+/**
+ * argv: PROMPT_REGEX HIDDEN(1|0) COMMAND...; stdin: the answer, one line. Prints the terminal's output; exits with
+ * the child's code. HIDDEN=1 types only once echo is off (a password prompt); 0 answers a visible question.
+ */
 const HELPER = String.raw`
 import os, pty, re, select, sys, termios, time
 prompt = re.compile(sys.argv[1].encode())
+hidden = sys.argv[2] == '1'
 secret = sys.stdin.buffer.readline().rstrip(b'\n')
 pid, fd = pty.fork()
 if pid == 0:
-    os.execvp(sys.argv[2], sys.argv[2:])
+    os.execvp(sys.argv[3], sys.argv[3:])
 seen, answered, status = b'', 0, None
 while True:
     ready, _, _ = select.select([fd], [], [], 0.3)
@@ -34,7 +38,7 @@ while True:
         if prompt.search(seen):
             seen = b''
             # Type only once the CLI has turned echo off, as a person would (they read the prompt first).
-            deadline = time.time() + 10
+            deadline = time.time() + (10 if hidden else 0)
             while termios.tcgetattr(fd)[3] & termios.ECHO and time.time() < deadline:
                 time.sleep(0.01)
             os.write(fd, secret + b'\r')
@@ -58,14 +62,17 @@ export interface PtyResult extends CliResult {
   answered: number;
 }
 
-/** Runs `emergency ARGS` on a pty and types `secret` + Enter whenever the output matches `prompt`. */
+/**
+ * Runs `emergency ARGS` on a pty and types `secret` + Enter whenever the output matches `prompt` — once the
+ * terminal's echo is off, unless `visible` (a y/N question rather than a password).
+ */
 export function runCliInPty(
   args: string[],
-  opts: { prompt: RegExp; secret: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; onStart?: (pid: number) => void },
+  opts: { prompt: RegExp; secret: string; visible?: boolean; timeoutMs?: number; env?: NodeJS.ProcessEnv; onStart?: (pid: number) => void },
 ): Promise<PtyResult> {
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn('python3', ['-c', HELPER, opts.prompt.source, process.execPath, CLI, ...args], { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('python3', ['-c', HELPER, opts.prompt.source, opts.visible ? '0' : '1', process.execPath, CLI, ...args], { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
