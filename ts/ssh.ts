@@ -103,6 +103,7 @@ export class SshRemote implements Remote {
   loginUser = 'root';
   private controlDir = '';
   private password?: Buffer;
+  private resolvedConfig = '';
 
   constructor(private readonly target: SshTarget) {
     checkSshOptions(target.options);
@@ -152,12 +153,19 @@ export class SshRemote implements Remote {
     if (code !== 0) throw classifySshFailure(this.target.destination, await readFile(logFile, 'utf8'));
   }
 
+  /** What `ssh -G` resolves for the destination (hostname, port, proxies…); read once, by connect() or here. */
+  async sshConfig(): Promise<string> {
+    if (!this.resolvedConfig) await this.effectiveUser();
+    return this.resolvedConfig;
+  }
+
   /** The user ssh will log in as after ~/.ssh/config, without connecting (`ssh -G`). */
   private async effectiveUser(): Promise<string> {
     const config = await $({ quiet: true, nothrow: true })`ssh -G ${this.baseArgs()} ${this.target.destination}`;
     if (config.exitCode !== 0) {
       throw new UsageError(`ssh rejects the destination or options: ${config.stderr.trim()}`, 'Check DESTINATION and the -o/-p/-i options; they are passed to ssh as they are.');
     }
+    this.resolvedConfig = config.stdout;
     return /^user (.+)$/m.exec(config.stdout)?.[1] ?? 'root';
   }
 

@@ -1,23 +1,94 @@
 /**
  * Step 7: notice the old system go and the rescue system answer — a new boot id and `emergency.rescue=1`
  * on its kernel command line — over strict host key checking with the same known_hosts entry.
+ *
+ * A full ssh probe started while the machine reboots can hang for its whole ConnectTimeout (the connection is
+ * accepted by a NAT or port forward, or SYNs go unanswered), so sshd coming up is noticed by a cheap check
+ * first: a TCP connection to the host and port `ssh -G` resolves, answered by an `SSH-` banner line. Only then
+ * the full probe, which is what proves the boot id, the rescue marker and the host key.
  */
+import { connect as tcpConnect } from 'node:net';
 import { EmergencyError, ExitCode, HostKeyChangedError } from '../errors.js';
 import type { Operation } from '../operation.js';
 import { SSH_FAILED } from '../ssh.js';
 
 const PROBE = 'cat /proc/sys/kernel/random/boot_id; cat /proc/cmdline';
-const POLL_MS = 500;
+const PROBE_CONNECT_TIMEOUT_S = 3;
+/** Between banner checks, and between full probes while the old system still answers. */
+const POLL_MS = 250;
+const BANNER_TIMEOUT_MS = 1000;
+/** A full probe runs at least this often even without a banner: a firewall may let ssh through but not us. */
+const PROBE_ANYWAY_MS = 15_000;
+
+/** Where sshd can be checked directly: the host and port ssh itself connects to. */
+export interface BannerTarget {
+  host: string;
+  port: number;
+}
+
+/**
+ * The banner check's target from `ssh -G` output, or undefined when there is none to make: a ProxyJump or
+ * ProxyCommand stands between us and sshd (only ssh knows how to get there), or the output names no host.
+ */
+export function bannerTarget(sshG: string): BannerTarget | undefined {
+  const values = new Map<string, string>();
+  for (const line of sshG.split('\n')) {
+    const match = /^\s*(\S+)\s+(.*?)\s*$/.exec(line);
+    if (match && !values.has(match[1].toLowerCase())) values.set(match[1].toLowerCase(), match[2]);
+  }
+  for (const proxy of ['proxyjump', 'proxycommand']) {
+    const value = values.get(proxy);
+    if (value && value.toLowerCase() !== 'none') return undefined;
+  }
+  const host = values.get('hostname');
+  const port = Number(values.get('port') ?? '22');
+  if (!host || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  return { host, port };
+}
+
+/** Whether an SSH server sends its banner (a line starting `SSH-`) on host:port within timeoutMs; sends nothing. */
+export function sshBanner(target: BannerTarget, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tcpConnect({ host: target.host, port: target.port });
+    let received = '';
+    const finish = (answered: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(answered);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      received += chunk;
+      // RFC 4253 4.2: the server may send other lines before the version line.
+      if (received.split('\n').some((line) => line.startsWith('SSH-'))) finish(true);
+      else if (received.length > 8192) finish(false);
+    });
+    socket.on('error', () => finish(false));
+    socket.on('close', () => finish(false));
+  });
+}
+
+const sleepUntil = (at: number) => new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
 
 export async function waitForRescue(op: Operation): Promise<void> {
   const oldBootId = op.state.facts!.boot_id;
   const started = op.state.kexecTriggeredAt ?? Date.now();
   const deadline = started + op.options.timeout * 1000;
+  const target = bannerTarget(await op.remote.sshConfig().catch(() => ''));
   let goneAt: number | undefined;
   let lastError = '';
+  let lastProbe = Date.now();
   while (Date.now() < deadline) {
     const tick = Date.now();
-    const result = await op.remote.probe('root', PROBE, 3);
+    if (target && tick - lastProbe < PROBE_ANYWAY_MS && !(await sshBanner(target, BANNER_TIMEOUT_MS))) {
+      goneAt ??= Date.now();
+      lastError = `no SSH banner from ${target.host} port ${target.port}`;
+      await sleepUntil(tick + POLL_MS);
+      continue;
+    }
+    lastProbe = Date.now();
+    const result = await op.remote.probe('root', PROBE, PROBE_CONNECT_TIMEOUT_S);
     if (result.code === 0) {
       const [bootId, cmdline = ''] = result.stdout.split('\n');
       if (bootId.trim() !== oldBootId) {
@@ -35,6 +106,8 @@ export async function waitForRescue(op: Operation): Promise<void> {
         );
         return;
       }
+      // The old system still answers: whatever failed before did not mean it had gone.
+      goneAt = undefined;
     } else if (result.code === SSH_FAILED) {
       if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed/i.test(result.stderr)) {
         throw new HostKeyChangedError(op.options.destination, result.stderr.trim());
@@ -43,7 +116,7 @@ export async function waitForRescue(op: Operation): Promise<void> {
       if (!/Permission denied/i.test(result.stderr)) goneAt ??= Date.now();
       lastError = result.stderr.trim().split('\n').pop() ?? '';
     }
-    await new Promise((r) => setTimeout(r, Math.max(0, POLL_MS - (Date.now() - tick))));
+    await sleepUntil(tick + POLL_MS);
   }
   throw new EmergencyError(
     `the rescue system did not answer within ${op.options.timeout} s${lastError ? ` (last: ${lastError})` : ''}`,
