@@ -151,6 +151,20 @@ export class SshRemote implements Remote {
     const code: number = await new Promise((resolve) => master.on('exit', (c) => resolve(c ?? SSH_FAILED)));
     await log.close();
     if (code !== 0) throw classifySshFailure(this.target.destination, await readFile(logFile, 'utf8'));
+    this.watchOverMaster();
+  }
+
+  /**
+   * ControlPersist=yes keeps the master (and an idle login on the host) alive after we are gone, e.g. when this
+   * process is SIGKILLed and close() never runs. A detached watchdog closes it once our process has exited.
+   */
+  private watchOverMaster(): void {
+    const watchdog = spawn(
+      'sh',
+      ['-c', 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; ssh -S "$2/ctl" -O exit emergency-watchdog 2>/dev/null; rm -rf "$2"', 'emergency-watchdog', String(process.pid), this.controlDir],
+      { detached: true, stdio: 'ignore' },
+    );
+    watchdog.unref();
   }
 
   /** What `ssh -G` resolves for the destination (hostname, port, proxies…); read once, by connect() or here. */

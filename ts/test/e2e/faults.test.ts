@@ -254,8 +254,11 @@ describe('fault matrix on the default server: refusals, interrupts, then a rescu
       // Nobody on our side cleans up now: the keeper sees its stdin end and unmounts by itself.
       assert.equal(await waitForNoStage(server, 30_000), '', 'the keeper removed the tmpfs and the stage dir');
     });
-    // A killed CLI cannot close its ControlMaster (ControlPersist): the test closes it, as it started it.
-    closeLeftoverMasters(cliTmp);
+    // A killed CLI cannot close its ControlMaster (ControlPersist): its detached watchdog does, within seconds.
+    const deadline = Date.now() + 10_000;
+    const masters = () => readdirSync(cliTmp).filter((d) => d.startsWith('emergency-ssh-'));
+    while (masters().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    assert.deepEqual(masters(), [], 'the watchdog closed the ControlMaster and removed its directory');
   });
 
   it('rerun after the kill: rescue through a sudo user whose password is typed on a terminal; it never shows in output, argv or environment', async () => {
