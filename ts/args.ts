@@ -1,4 +1,5 @@
 /** The command line: `emergency [options] DESTINATION`, parsed into Options with yargs. */
+import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { EmergencyError, ExitCode } from './errors.js';
 import type { Options } from './operation.js';
@@ -43,7 +44,7 @@ export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process
       throw new EmergencyError(error?.message ?? message, 'See emergency --help.', ExitCode.Usage);
     })
     .help()
-    .version(false)
+    .version(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version)
     .parse();
   return {
     destination: String(args._[0]),

@@ -34,7 +34,7 @@ export function report(error: unknown, debug: boolean): number {
 async function main(): Promise<void> {
   let options: Options;
   try {
-    if (process.argv.slice(2).some((a) => a === '--help' || a === '-h')) {
+    if (process.argv.slice(2).some((a) => a === '--help' || a === '-h' || a === '--version')) {
       await parseArgs(process.argv.slice(2));
       return;
     }

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { parseArgs } from '../../args.js';
 import { ExitCode } from '../../errors.js';
@@ -15,6 +18,10 @@ describe('parseArgs', () => {
   it('does not take DESTINATION for a second -o value', async () => {
     const o = await parseArgs(['-o', 'User=bob', 'root@h'], {});
     assert.deepEqual([o.sshOptions, o.destination], [['User=bob'], 'root@h']);
+  });
+  it('prints its version from package.json and exits 0', () => {
+    const out = execFileSync(process.execPath, [fileURLToPath(new URL('../../cli.js', import.meta.url)), '--version'], { encoding: 'utf8' });
+    assert.equal(out.trim(), JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version);
   });
   it('takes EMERGENCY_DUMP_NETWORK=1 from the environment', async () => {
     assert.equal((await parseArgs(['h'], { EMERGENCY_DUMP_NETWORK: '1' })).dumpNetwork, true);
