@@ -348,6 +348,41 @@ describe('fault matrix: read-only root, no /nix, no writable /tmp — rescue suc
   });
 });
 
+describe('fault matrix: nothing writable for a tmpfs dir — stages over an existing directory (needs QEMU)', { skip, timeout: 400_000 }, () => {
+  let server: TestServer;
+  let image: string;
+  before(async () => {
+    image = await buildTestImage();
+    const scenario = defaultScenario();
+    scenario.faults = { noWritableTmpfsDirs: true };
+    server = await startServer(scenario);
+  });
+  after(async () => server?.stop());
+
+  it('nothing writable for a tmpfs dir (/run, /dev/shm, /tmp read-only): stages over /mnt and rescues (needs QEMU)', async () => {
+    // The remount runs in the background once sshd is up: wait for it (a new login each time, as root).
+    const PROBE = "for m in / /run /dev/shm; do awk -v m=$m '$2 == m { print m, $4 }' /proc/mounts; done; " +
+      'for d in /run /dev/shm /tmp /var/tmp; do mkdir $d/probe.$$ 2>/dev/null && { rmdir $d/probe.$$; echo writable $d; }; done; test -d /mnt && echo mnt-dir; true';
+    let facts = '';
+    for (let i = 0; i < 40; i++) {
+      facts = (await server.ssh('root', PROBE)).stdout;
+      if (/^\/run ro[,\n]/m.test(facts)) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    for (const m of ['/', '/run', '/dev/shm']) assert.match(facts, new RegExp(`^${m} ro[,\\n]`, 'm'), `${m} is read-only: ${facts}`);
+    assert.doesNotMatch(facts, /writable/, `no writable /run, /dev/shm, /tmp or /var/tmp: ${facts}`);
+    assert.match(facts, /^mnt-dir$/m, '/mnt exists');
+    const sudo = await server.ssh('admin', 'sudo -n id -u');
+    assert.equal(sudo.stdout.trim(), '0', `a new login still gets sudo: ${sudo.stderr}`);
+    const oldBoot = (await server.ssh('root', 'cat /proc/sys/kernel/random/boot_id')).stdout.trim();
+    const result = await runCli(['--yes', '--timeout', '240', '--image', image, ...targetArgs(server, 'admin')], { timeoutMs: 400_000 });
+    await assertRescued(server, oldBoot, result);
+    assert.match(result.stderr, /staged in a tmpfs at \/mnt;/);
+    const state = await server.ssh('root', READ_NETWORK);
+    assert.deepEqual(networkDifferences(server.expected, parseNetworkState(state.stdout)), [], 'every address, route and nameserver is back');
+  });
+});
+
 describe('fault matrix: no iproute2, tar, cpio or gzip on the host — rescue succeeds (needs QEMU)', { skip, timeout: 400_000 }, () => {
   let server: TestServer;
   let image: string;

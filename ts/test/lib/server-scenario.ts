@@ -54,6 +54,12 @@ export interface Faults {
   kexecDisabled?: boolean;
   /** `/` remounted read-only at the end of boot: no writable /tmp; /run and /dev/shm stay tmpfs. */
   readOnlyRoot?: boolean;
+  /**
+   * Nothing writable for a tmpfs dir: once sshd is up (its pid file written; /run/sshd stays as it is), `/`, /run
+   * and /dev/shm are remounted read-only, so /tmp and /var/tmp are read-only too and only an existing directory
+   * such as /mnt (on the read-only root) is left to mount over.
+   */
+  noWritableTmpfsDirs?: boolean;
   /** Commands deleted from every PATH directory after the network is up, e.g. `ip`, `tar`, `cpio`, `gzip`. */
   removeTools?: string[];
 }
@@ -168,6 +174,18 @@ export function renderSetup(s: ServerScenario): string {
     lines.push(cmd(['rm', '-f', `/usr/sbin/${tool}`, `/usr/bin/${tool}`, `/sbin/${tool}`, `/bin/${tool}`]));
   }
   if (s.faults.readOnlyRoot) lines.push('run mount -o remount,ro /');
+  if (s.faults.noWritableTmpfsDirs) {
+    // busybox init starts sshd after this script: wait in the background (up to 60 s) until sshd has written its
+    // pid file, so it started with a writable /run like on a real host; failures go to the console.
+    lines.push(
+      '(',
+      '  tries=0',
+      '  until [ -s /run/sshd.pid ] || [ "$tries" -gt 600 ]; do tries=$((tries + 1)); usleep 100000; done',
+      '  for m in / /run /dev/shm; do mount -o remount,ro "$m" || echo "setup: FAILED: remount $m read-only" >/dev/console; done',
+      '  echo "test-server: no writable tmpfs dirs" >/dev/console',
+      ') </dev/null >/dev/null 2>&1 &',
+    );
+  }
   lines.push('exit "$failed"', '');
   return lines.join('\n');
 }

@@ -128,6 +128,15 @@ describe('server scenario rendering', () => {
     assert.equal(lines.at(-2), 'run mount -o remount,ro /');
     assert.ok(lines.findIndex((l) => l.includes('rm -f /usr/sbin/ip')) > lines.findIndex((l) => l.includes('route add')), 'tools go after the network is up');
   });
+  it('renders noWritableTmpfsDirs as a background remount of /, /run and /dev/shm once sshd has its pid file', () => {
+    const setup = renderSetup({ ...s, faults: { noWritableTmpfsDirs: true } });
+    const lines = setup.trim().split('\n');
+    const wait = lines.findIndex((l) => l.includes('[ -s /run/sshd.pid ]'));
+    const remount = lines.findIndex((l) => l.includes('for m in / /run /dev/shm; do mount -o remount,ro "$m"'));
+    assert.ok(wait > 0 && remount > wait, 'waits for sshd, then remounts');
+    assert.match(lines.at(-2)!, /^\) .*&$/, 'in the background, as the last step');
+    assert.doesNotMatch(renderSetup(s), /remount/, 'not without the fault');
+  });
   it('renders bonds, VLANs and bridges: modules, links and members before any NIC is up, then addresses', () => {
     const lines = renderSetup(dataCentreScenario()).split('\n');
     const at = (line: string) => {
