@@ -90,8 +90,15 @@ fi
 [ "${sum%% *}" = "$busybox_sha256" ] || fail "busybox checksum mismatch: the upload was corrupted"
 bb() { "$dir/busybox" "$@"; }
 
-# Nothing follows the tar, so the image's own (buffering) head is fine here.
-bb head -c "$tar_bytes" | bb tar -x -o -C "$dir" || fail "upload broke off or the image tarball is corrupt"
+# The tar's length bounds what tar reads (it would wait for EOF otherwise). Nothing follows it, so reading ahead
+# is harmless: dd's 1 MiB reads cost far fewer syscalls than head's 4 KiB stdio buffer, which is what limited
+# the upload on a slow CPU (stage 8.1-10.7 s -> 5.0-5.6 s in QEMU TCG). head -c if this busybox's dd lacks flags.
+if [ "$(echo probe | bb dd bs=64 count=5 iflag=fullblock,count_bytes 2>/dev/null)" = probe ]; then
+  tar_stream() { bb dd bs=1048576 count="$tar_bytes" iflag=fullblock,count_bytes 2>/dev/null; }
+else
+  tar_stream() { bb head -c "$tar_bytes"; }
+fi
+tar_stream | bb tar -x -o -C "$dir" || fail "upload broke off or the image tarball is corrupt"
 image="$dir/emergency-image"
 [ -f "$image/SHA256SUMS" ] || fail "the image has no SHA256SUMS"
 sum=$(bb sha256sum "$image/SHA256SUMS")
