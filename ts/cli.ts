@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     process.exitCode = report(e, false);
     return;
   }
-  const ui = new TerminalUi(options.debug);
+  const ui = new TerminalUi();
   let op: Operation;
   try {
     op = {

@@ -250,10 +250,10 @@ export class SshRemote implements Remote {
 
   /**
    * One fresh connection (no ControlMaster) as `user`, for polling the host across the kexec.
-   * Never throws for ssh failures: the caller decides what each outcome means. `signal` ends it early.
+   * Never throws for ssh failures: the caller decides what each outcome means.
    */
-  async probe(user: string, command: string, connectTimeoutSeconds: number, signal?: AbortSignal): Promise<RunResult> {
-    const out = await $({ quiet: true, nothrow: true, input: '', signal })`ssh ${[
+  async probe(user: string, command: string, connectTimeoutSeconds: number): Promise<RunResult> {
+    const out = await $({ quiet: true, nothrow: true, input: '' })`ssh ${[
       '-o', 'ControlMaster=no', '-o', 'ControlPath=none', '-o', 'BatchMode=yes',
       '-o', `ConnectTimeout=${connectTimeoutSeconds}`, '-l', user, ...this.baseArgs(), '-T', this.target.destination, '--', command,
     ]}`.timeout(`${connectTimeoutSeconds * 2 + 2}s`);

@@ -76,7 +76,6 @@ function readLine(question: string, hidden: boolean): Promise<Buffer> {
 /** The terminal Ui. */
 export class TerminalUi implements Ui {
   private readonly started = Date.now();
-  constructor(private readonly debug = false) {}
 
   async step<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const start = Date.now();
@@ -131,10 +130,6 @@ export class TerminalUi implements Ui {
 
   password(question: string): Promise<Buffer> {
     return readLine(question, true);
-  }
-
-  get debugEnabled(): boolean {
-    return this.debug;
   }
 }
 
