@@ -122,6 +122,58 @@ let
       expected = "init=/i emergency.rescue=1 quiet";
     }
     {
+      name = "rescueKernelParams: x86_64 has the serial console last, then the shared ones";
+      expr = lib.rescueKernelParams "x86_64";
+      expected = [
+        "console=tty0"
+        "console=ttyS0,115200"
+        "emergency.rescue=1"
+        "panic=10"
+        "loglevel=4"
+      ];
+    }
+    {
+      name = "rescueKernelParams: aarch64 uses the PL011 serial console";
+      expr = builtins.elemAt (lib.rescueKernelParams "aarch64") 1;
+      expected = "console=ttyAMA0,115200";
+    }
+    {
+      name = "rescueKernelParams: an architecture without consoles is refused";
+      expr = throws (lib.rescueKernelParams "riscv64");
+      expected = true;
+    }
+    {
+      name = "logLevelOf: the last loglevel= wins, none gives null";
+      expr = [
+        (lib.logLevelOf [
+          "loglevel=4"
+          "quiet"
+          "loglevel=7"
+        ])
+        (lib.logLevelOf [ "quiet" ])
+      ];
+      expected = [
+        7
+        null
+      ];
+    }
+    {
+      name = "kernelParamProblems: a superset with the same consoles is fine";
+      expr = lib.kernelParamProblems [ "console=tty0" "panic=10" ] [ "console=tty0" "nohibernate" "panic=10" ];
+      expected = [ ];
+    }
+    {
+      name = "kernelParamProblems: a missing panic= and reordered consoles are named";
+      expr = lib.kernelParamProblems [ "console=tty0" "console=ttyS0,115200" "panic=10" ] [
+        "console=ttyS0,115200"
+        "console=tty0"
+      ];
+      expected = [
+        "panic=10 is missing"
+        "the consoles are console=ttyS0,115200 console=tty0, not console=tty0 console=ttyS0,115200"
+      ];
+    }
+    {
       name = "imageInfo: fields in layout order";
       expr = lib.imageInfo {
         arch = "aarch64";

@@ -1,15 +1,10 @@
 # Serial and VGA console with root logged in: when the network did not come back, the console (KVM, IPMI
 # serial-over-LAN, a cloud provider's serial console) is the only way in.
-{ lib, pkgs, ... }:
+{ ... }:
 {
-  # The kernel logs to every console=; the last one becomes /dev/console, where systemd's getty generator
-  # starts a serial getty. So the serial port goes last, and tty1 keeps its usual getty on the VGA screen.
-  boot.kernelParams = [
-    "console=tty0"
-  ]
-  ++ lib.optional pkgs.stdenv.hostPlatform.isx86_64 "console=ttyS0,115200"
-  ++ lib.optional pkgs.stdenv.hostPlatform.isAarch64 "console=ttyAMA0,115200";
-
+  # The consoles are on the kernel command line, from modules/kernel-params.json (rescue.nix): the serial port
+  # goes last, so it becomes /dev/console, where systemd's getty generator starts a serial getty, and tty1
+  # keeps its usual getty on the VGA screen.
   # No password exists in the rescue system; whoever has the console already has the machine.
   services.getty.autologinUser = "root";
   services.getty.helpLine = ''

@@ -27,6 +27,17 @@ in
     description = "The human name of the image, the `name` in its image.info.";
   };
 
+  # Both image builders take the rescue's parameters from modules/kernel-params.json; a module that drops or
+  # reorders one (panic=10 above all: without it a panicking rescue waits forever) fails here.
+  config.assertions = [
+    {
+      assertion = emergencyLib.kernelParamProblems (emergencyLib.rescueKernelParams arch) config.boot.kernelParams == [ ];
+      message = "emergency: the rescue kernel parameters differ from modules/kernel-params.json: ${
+        lib.concatStringsSep "; " (emergencyLib.kernelParamProblems (emergencyLib.rescueKernelParams arch) config.boot.kernelParams)
+      }";
+    }
+  ];
+
   config.system.build.emergencyImage =
     pkgs.runCommand "emergency-image-${arch}.tar"
       {

@@ -61,6 +61,50 @@ rec {
     };
 
   /**
+    The rescue kernel's parameters for one architecture (uname -m), from modules/kernel-params.json, the one
+    place both image builders take them from: the consoles of that architecture, then the common ones
+    (emergency.rescue=1, panic=10, loglevel=4). Unknown architectures are refused.
+  */
+  rescueKernelParams =
+    arch:
+    let
+      spec = builtins.fromJSON (builtins.readFile ./kernel-params.json);
+    in
+    if spec.consoles ? ${arch} then
+      spec.consoles.${arch} ++ spec.common
+    else
+      throw "modules/kernel-params.json has no consoles for ${arch}";
+
+  /**
+    The value of `loglevel=` in a parameter list, as an integer, or null when it has none. NixOS sets that
+    parameter itself from boot.consoleLogLevel, so the module passes it there instead of twice.
+  */
+  logLevelOf =
+    params:
+    let
+      found = builtins.filter (m: m != null) (map (match "loglevel=([0-9]+)") params);
+    in
+    if found == [ ] then null else builtins.fromJSON (builtins.head (last found));
+
+  /**
+    What keeps a final kernel parameter list from carrying the shared ones: each shared parameter that is
+    missing, and the console= entries when they differ from the shared ones or their order (the last one is
+    /dev/console). An empty list when all is well.
+  */
+  kernelParamProblems =
+    shared: actual:
+    let
+      consoles = filter (p: match "console=.*" p != null);
+    in
+    map (p: "${p} is missing") (filter (p: !(elem p actual)) shared)
+    ++ (
+      if consoles actual == consoles shared then
+        [ ]
+      else
+        [ "the consoles are ${concatStringsSep " " (consoles actual)}, not ${concatStringsSep " " (consoles shared)}" ]
+    );
+
+  /**
     The rescue kernel command line: init= first, then the configured parameters, and the marker
     `emergency.rescue=1` that the orchestrator and the tests look for in /proc/cmdline (added if missing).
   */

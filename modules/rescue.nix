@@ -3,7 +3,18 @@
 # `init=` on the command line, and nothing of the host's disks is touched unless the admin asks.
 #
 # Import it into your own configuration to add tools; nixosModules.kexec adds the image and the restore hook.
-{ lib, modulesPath, ... }:
+{
+  lib,
+  modulesPath,
+  pkgs,
+  ...
+}:
+let
+  emergencyLib = import ./lib.nix;
+  # Shared with the test image's builder: consoles, the rescue marker, panic=10 (a panicking rescue reboots
+  # through the firmware into the installed system), loglevel.
+  params = emergencyLib.rescueKernelParams pkgs.stdenv.hostPlatform.uname.processor;
+in
 {
   imports = [
     (modulesPath + "/installer/netboot/netboot.nix")
@@ -15,9 +26,11 @@
     ./tools.nix
   ];
 
-  # The orchestrator and the tests recognise the rescue system by this parameter in /proc/cmdline and by
-  # /etc/emergency-rescue; image.nix also puts the parameter in the image's cmdline file.
-  boot.kernelParams = [ "emergency.rescue=1" ];
+  # The orchestrator and the tests recognise the rescue system by emergency.rescue=1 in /proc/cmdline and by
+  # /etc/emergency-rescue; image.nix also puts the parameter in the image's cmdline file. NixOS writes
+  # loglevel= itself, from consoleLogLevel; image.nix asserts that every shared parameter made it.
+  boot.kernelParams = builtins.filter (p: builtins.match "loglevel=.*" p == null) params;
+  boot.consoleLogLevel = lib.mkIf (emergencyLib.logLevelOf params != null) (emergencyLib.logLevelOf params);
   environment.etc.emergency-rescue.text = ''
     This is the emergency rescue system, running from RAM. Nothing here survives a reboot.
     Restore log: /var/log/emergency-restore.log

@@ -13,6 +13,7 @@ import { homedir } from 'node:os';
 import { promisify } from 'node:util';
 import { writeCpio, entriesFromDir, unpackedBytes, type CpioEntry } from './cpio.js';
 import { extractDebs, fetchDebs, kernelPackage, resolveDebs } from './debs.js';
+import { rescueCmdline } from './kernel-params.js';
 import { kernelVersion } from './kmod.js';
 import { copyIn, installBusybox, installModules, installPrograms, writeIn } from './stage.js';
 
@@ -89,9 +90,8 @@ export const RESCUE_PACKAGES = [
 export const NIC_MODULES = ['virtio_pci', 'virtio_net', '8021q', 'bonding', 'bridge'];
 
 /** Project files that go into the image: any change rebuilds it. */
-const PROJECT_FILES = ['scripts/kexec-run.sh', 'scripts/restore.sh', 'ts/test-image/rescue-init.sh', 'ts/test-image/sshd_config'];
+const PROJECT_FILES = ['modules/kernel-params.json', 'scripts/kexec-run.sh', 'scripts/restore.sh', 'ts/test-image/rescue-init.sh', 'ts/test-image/sshd_config'];
 
-const CMDLINE = 'console=tty0 console=ttyS0,115200 emergency.rescue=1 panic=10 loglevel=4';
 
 /** The builder's own compiled files, so a builder change also rebuilds. */
 async function builderFiles(): Promise<string[]> {
@@ -198,7 +198,7 @@ export async function buildTestImage(log: (line: string) => void = () => {}): Pr
     await mkdir(join(image, 'bin'), { recursive: true });
     await copyIn(root, `/boot/vmlinuz-${version}`, image, 'kernel');
     const initrd = await buildRescueInitrd(root, work, join(image, 'initrd'));
-    await writeFile(join(image, 'cmdline'), `${CMDLINE}\n`);
+    await writeFile(join(image, 'cmdline'), `${rescueCmdline(ARCH)}\n`);
     const kexecRun = (await readFile(join(REPO, 'scripts/kexec-run.sh'), 'utf8')).replaceAll('@arch@', ARCH);
     if (/@[a-z]+@/.test(kexecRun)) throw new Error(`scripts/kexec-run.sh has a placeholder the builder does not fill: ${/@[a-z]+@/.exec(kexecRun)![0]}`);
     await writeIn(image, 'kexec-run.sh', kexecRun, 0o755);

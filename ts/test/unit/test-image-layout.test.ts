@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadImage, parseKeyValues } from '../../image.js';
 import { buildTestImage, REPO } from '../../test-image/build.js';
+import { rescueCmdline } from '../../test-image/kernel-params.js';
 
 // Builds the test image (downloads Debian packages on the first run, then cached) and checks it against
 // docs/image-layout.md from the outside, as the orchestrator and the host would see it.
@@ -48,6 +49,8 @@ describe('test image layout (npm run test-image)', { timeout: 600_000 }, () => {
     assert.ok(info.name);
     assert.ok(Number(info.rescue_unpacked_bytes) > 1 << 20, 'rescue_unpacked_bytes is measured');
     assert.ok(readFileSync(join(image, 'cmdline'), 'utf8').trim().split(/\s+/).includes('emergency.rescue=1'));
+    // The parameters both builders share (modules/kernel-params.json), exactly: kernel-params.test.ts holds the Nix side to them.
+    assert.equal(readFileSync(join(image, 'cmdline'), 'utf8'), `${rescueCmdline('x86_64')}\n`);
     const loaded = await loadImage(tar);
     assert.equal(loaded.dynamicTools, true);
     assert.equal(loaded.rescueUnpackedBytes, Number(info.rescue_unpacked_bytes));
