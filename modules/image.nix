@@ -1,5 +1,5 @@
 # system.build.emergencyImage: the image tarball of docs/image-layout.md, built from this NixOS system
-# (kernel, netboot initrd, command line) plus the host-side script and static tools.
+# (kernel, netboot initrd, command line) plus the host-side scripts and static tools.
 {
   config,
   lib,
@@ -59,15 +59,17 @@ in
         cp ${config.system.build.netbootRamdisk}/initrd $dir/initrd
         printf '%s\n' ${lib.escapeShellArg cmdline} >$dir/cmdline
 
-        # The host-side script: its placeholders (listed at its top) filled in, then checked as the POSIX sh
-        # it runs as on the host.
+        # The host-side scripts: kexec-run.sh with its placeholders (listed at its top) filled in, the other two
+        # verbatim; all three checked as the POSIX sh they run as on the host.
         sed -e 's|@arch@|${arch}|g' ${../scripts/kexec-run.sh} >$dir/kexec-run.sh
         if grep -n '@[a-z_][a-z_]*@' $dir/kexec-run.sh; then
           echo "kexec-run.sh: placeholder left unfilled (see the lines above)" >&2
           exit 1
         fi
-        shellcheck --shell=sh $dir/kexec-run.sh
-        chmod 755 $dir/kexec-run.sh
+        cp ${../scripts/kexec-trigger.sh} $dir/kexec-trigger.sh
+        cp ${../scripts/run-tool.sh} $dir/run-tool.sh
+        shellcheck --shell=sh $dir/kexec-run.sh $dir/kexec-trigger.sh $dir/run-tool.sh
+        chmod 755 $dir/kexec-run.sh $dir/kexec-trigger.sh $dir/run-tool.sh
 
         install -m 755 ${hostTools.busybox} $dir/bin/busybox
         install -m 755 ${hostTools.kexec} $dir/bin/kexec
@@ -80,7 +82,8 @@ in
 
         (cd $dir && find . -type f ! -name SHA256SUMS | sed 's|^\./||' | LC_ALL=C sort | xargs sha256sum >SHA256SUMS)
 
-        # Uncompressed: the kernel and initrd are compressed already (docs/image-layout.md).
-        tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@1 -cf $out $dir
+        # Uncompressed: the kernel and initrd are compressed already. Packed exactly as the Debian builder packs
+        # it (docs/image-layout.md, "The tarball").
+        tar --format=ustar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@1 -cf $out $dir
       '';
 }

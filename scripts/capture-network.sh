@@ -4,7 +4,7 @@
 #
 # Usage: capture-network.sh [IP_COMMAND...]
 #   IP_COMMAND  how to run iproute2's ip (default: ip), e.g. the image's own
-#               `/run/x/lib/ld.so --library-path /run/x/lib /run/x/bin/ip` on hosts without iproute2.
+#               `sh /run/x/run-tool.sh ip` on hosts without iproute2.
 #
 # Sections: ip-addr (`ip -j -d addr`: links with their details and addresses; `dynamic` marks DHCP/RA addresses),
 # ip-route4, ip-route6 (all tables), ip-rule4, ip-rule6, rt-tables (names of routing tables), resolv-conf,

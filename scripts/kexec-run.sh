@@ -7,8 +7,8 @@
 # prints: key=value facts, ending with `kexec_loaded=1` when the rescue system is loaded
 #
 # Packs the host keys (they never leave this machine), the restore data and nothing else into an extra cpio
-# appended to the rescue initrd, loads it with kexec_file_load or else kexec_load, and then, detached so the
-# ssh command returns first, syncs and runs `kexec -e`.
+# appended to the rescue initrd, loads it with kexec_file_load or else kexec_load, and then starts
+# kexec-trigger.sh detached, so the ssh command returns first; the trigger syncs and runs `kexec -e`.
 #
 # Placeholders (filled in by the image builder):
 #   @arch@   uname -m this image boots on
@@ -23,17 +23,9 @@ fail() {
   exit 1
 }
 
-# busybox is static in every image; kexec and ip are dynamic (Debian builder) when lib/ld.so exists.
+# busybox is static in every image; kexec and ip start through run-tool.sh, which knows whether they are dynamic.
 bb() { "$here/bin/busybox" "$@"; }
-tool() {
-  name=$1
-  shift
-  if [ -e "$here/lib/ld.so" ]; then
-    "$here/lib/ld.so" --library-path "$here/lib" "$here/bin/$name" "$@"
-  else
-    "$here/bin/$name" "$@"
-  fi
-}
+tool() { sh "$here/run-tool.sh" "$@"; }
 
 load_only=0
 if [ "${1-}" = --load-only ]; then
@@ -100,33 +92,14 @@ printf 'kexec_loaded=1\n'
 
 [ "$load_only" = 0 ] || exit 0
 
-# Detach the trigger so this ssh command returns its result before the kernel is replaced. The trigger waits
-# for the orchestrator to acknowledge it: the orchestrator, having read kexec_triggered=1, ends the stage keeper
-# (scripts/stage.sh), whose exit releases the trigger; if the orchestrator is gone, the trigger goes ahead after
-# 10 s anyway, because the operator already confirmed. The keeper leaves the tmpfs mounted once .kexec-triggered
-# exists, since the trigger still runs busybox and kexec from it.
-# sync runs with a deadline: on a dying disk it can block forever, and the rescue must not wait for it.
+# Detach the trigger (kexec-trigger.sh: acknowledgement wait, bounded sync, kexec -e) so this ssh command returns
+# its result before the kernel is replaced. The keeper leaves the tmpfs mounted once .kexec-triggered exists,
+# since the trigger still runs busybox and kexec from it.
 stage_dir=${here%/*}
 keeper=$(cat "$stage_dir/keeper.pid" 2>/dev/null || echo "$$")
 : >"$stage_dir/.kexec-triggered"
 # The busybox binary, not the bb function: dash does not apply the redirections of a backgrounded function call
 # to what it starts, so the trigger kept sshd's stdout pipe open and this ssh command did not return until the
 # kernel was gone (measured: +10 s waiting for the acknowledgement that could not come, +6 s for ssh to notice).
-# shellcheck disable=SC2016 # the trigger expands its own positional parameters
-"$here/bin/busybox" setsid sh -c '
-  keeper=$1 here=$2 stage_dir=$3
-  bb() { "$here/bin/busybox" "$@"; }
-  kexec() {
-    if [ -e "$here/lib/ld.so" ]; then "$here/lib/ld.so" --library-path "$here/lib" "$here/bin/kexec" "$@"; else "$here/bin/kexec" "$@"; fi
-  }
-  waited=0
-  while kill -0 "$keeper" 2>/dev/null && [ "$waited" -lt 200 ]; do bb usleep 50000; waited=$((waited + 1)); done
-  bb sync &
-  sync_pid=$! waited=0
-  while kill -0 "$sync_pid" 2>/dev/null && [ "$waited" -lt 500 ]; do bb usleep 20000; waited=$((waited + 1)); done
-  kexec -e
-  echo "emergency: kexec -e failed, the old system keeps running; unloading and removing the stage" >/dev/kmsg
-  kexec -u
-  cd / && bb umount -l "$stage_dir" && case ${stage_dir##*/} in emergency.*) bb rmdir "$stage_dir" ;; esac
-' emergency-kexec-trigger "$keeper" "$here" "$stage_dir" </dev/null >/dev/null 2>&1 &
+"$here/bin/busybox" setsid sh "$here/kexec-trigger.sh" "$keeper" "$here" "$stage_dir" </dev/null >/dev/null 2>&1 &
 printf 'kexec_triggered=1\n'

@@ -11,7 +11,7 @@ import { listTar, readTarMember, type TarMember } from './tar.js';
 
 export const IMAGE_DIR = 'emergency-image';
 export const IMAGE_FORMAT = '1';
-const REQUIRED = ['kernel', 'initrd', 'cmdline', 'kexec-run.sh', 'bin/busybox', 'bin/kexec', 'bin/ip', 'image.info', 'SHA256SUMS'];
+const REQUIRED = ['kernel', 'initrd', 'cmdline', 'kexec-run.sh', 'kexec-trigger.sh', 'run-tool.sh', 'bin/busybox', 'bin/kexec', 'bin/ip', 'image.info', 'SHA256SUMS'];
 
 /** What the orchestrator knows about a local image before sending it. */
 export interface Image {

@@ -20,10 +20,7 @@ export async function capture(op: Operation): Promise<void> {
 /** The deferred capture, run on the host with the staged image's ip. */
 export async function captureWithImageIp(op: Operation): Promise<void> {
   const { imageDir } = op.state.stage!;
-  const ip = op.state.image!.dynamicTools
-    ? [`${imageDir}/lib/ld.so`, '--library-path', `${imageDir}/lib`, `${imageDir}/bin/ip`]
-    : [`${imageDir}/bin/ip`];
-  const result = await op.remote.run([script('capture-network.sh', ...ip)]);
+  const result = await op.remote.run([script('capture-network.sh', 'sh', `${imageDir}/run-tool.sh`, 'ip')]);
   op.state.capture = parseNetworkCapture(parseScriptOutput(result.stdout));
   op.state.captureDeferred = false;
 }

@@ -90,7 +90,7 @@ export const RESCUE_PACKAGES = [
 export const NIC_MODULES = ['virtio_pci', 'virtio_net', '8021q', 'bonding', 'bridge'];
 
 /** Project files that go into the image: any change rebuilds it. */
-const PROJECT_FILES = ['modules/kernel-params.json', 'scripts/kexec-run.sh', 'scripts/restore.sh', 'ts/test-image/rescue-init.sh', 'ts/test-image/sshd_config'];
+const PROJECT_FILES = ['modules/kernel-params.json', 'scripts/kexec-run.sh', 'scripts/kexec-trigger.sh', 'scripts/run-tool.sh', 'scripts/restore.sh', 'ts/test-image/rescue-init.sh', 'ts/test-image/sshd_config'];
 
 
 /** The builder's own compiled files, so a builder change also rebuilds. */
@@ -202,6 +202,7 @@ export async function buildTestImage(log: (line: string) => void = () => {}): Pr
     const kexecRun = (await readFile(join(REPO, 'scripts/kexec-run.sh'), 'utf8')).replaceAll('@arch@', ARCH);
     if (/@[a-z]+@/.test(kexecRun)) throw new Error(`scripts/kexec-run.sh has a placeholder the builder does not fill: ${/@[a-z]+@/.exec(kexecRun)![0]}`);
     await writeIn(image, 'kexec-run.sh', kexecRun, 0o755);
+    for (const verbatim of ['kexec-trigger.sh', 'run-tool.sh']) await writeIn(image, verbatim, await readFile(join(REPO, 'scripts', verbatim)), 0o755);
 
     // Host-side tools: Debian's dynamic kexec and ip, run through the image's own ld.so and libraries.
     await copyFile(join(root, 'bin/busybox'), join(image, 'bin/busybox'));
@@ -226,7 +227,8 @@ export async function buildTestImage(log: (line: string) => void = () => {}): Pr
     await writeFile(join(image, 'SHA256SUMS'), sums.join(''));
 
     const tmpTar = join(work, 'image.tar');
-    await exec('tar', ['--format=ustar', '--owner=0', '--group=0', '--numeric-owner', '--sort=name', '--mtime=@0', '-cf', tmpTar, '-C', work, 'emergency-image']);
+    // Packed exactly as the Nix builder packs it (docs/image-layout.md, "The tarball").
+    await exec('tar', ['--format=ustar', '--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@1', '-cf', tmpTar, '-C', work, 'emergency-image']);
     await rename(tmpTar, tarPath);
     await writeFile(keyPath, `${key}\n`);
     const tarBytes = (await stat(tarPath)).size;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +22,7 @@ describe('test image layout (npm run test-image)', { timeout: 600_000 }, () => {
 
   it('holds one emergency-image/ directory with every file of the contract', () => {
     assert.deepEqual(readdirSync(dir), ['emergency-image']);
-    for (const f of ['kernel', 'initrd', 'cmdline', 'kexec-run.sh', 'bin/busybox', 'bin/kexec', 'bin/ip', 'lib/ld.so', 'image.info', 'SHA256SUMS']) {
+    for (const f of ['kernel', 'initrd', 'cmdline', 'kexec-run.sh', 'kexec-trigger.sh', 'run-tool.sh', 'bin/busybox', 'bin/kexec', 'bin/ip', 'lib/ld.so', 'image.info', 'SHA256SUMS']) {
       assert.ok(existsSync(join(image, f)), `emergency-image/${f} is missing`);
     }
   });
@@ -42,6 +42,23 @@ describe('test image layout (npm run test-image)', { timeout: 600_000 }, () => {
     execFileSync('shellcheck', [join(image, 'kexec-run.sh')], { stdio: 'pipe' });
   });
 
+  it('kexec-trigger.sh and run-tool.sh are the project’s files, executable and shellcheck-clean', () => {
+    for (const f of ['kexec-trigger.sh', 'run-tool.sh']) {
+      assert.deepEqual(readFileSync(join(image, f)), readFileSync(join(REPO, 'scripts', f)), `${f} must be the project’s file, not a fork`);
+      assert.ok(statSync(join(image, f)).mode & 0o100, `${f} is executable`);
+      execFileSync('shellcheck', ['-s', 'sh', join(image, f)], { stdio: 'pipe' });
+    }
+  });
+
+  it('the tar is packed as the contract says: ustar, root-owned, mtime 1, sorted', () => {
+    const listing = execFileSync('tar', ['--numeric-owner', '--full-time', '-tvf', tar], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } }).trim().split('\n');
+    for (const line of listing) assert.match(line, /^\S+ 0\/0 +\d+ 1970-01-01 00:00:01 emergency-image\//, line);
+    const names = listing.map((l) => l.replace(/^.* emergency-image\//, 'emergency-image/'));
+    assert.deepEqual(names, [...names].sort(), 'members are sorted by name');
+    const header = readFileSync(tar).subarray(0, 512);
+    assert.equal(header.subarray(257, 263).toString('latin1'), 'ustar\0', 'POSIX ustar, not GNU tar format');
+  });
+
   it('image.info and cmdline say what the orchestrator needs', async () => {
     const info = parseKeyValues(readFileSync(join(image, 'image.info'), 'utf8'));
     assert.equal(info.format, '1');
@@ -56,7 +73,14 @@ describe('test image layout (npm run test-image)', { timeout: 600_000 }, () => {
     assert.equal(loaded.rescueUnpackedBytes, Number(info.rescue_unpacked_bytes));
   });
 
-  it('kexec and ip run through the image’s own ld.so and libraries', () => {
+  it('kexec and ip run through run-tool.sh, with the image’s own ld.so and libraries, under dash and busybox ash', () => {
+    const shells = [['dash'], ['busybox', 'sh']].filter((shell) => spawnSync(shell[0], [...shell.slice(1), '-c', 'true']).status === 0);
+    assert.ok(shells.length > 0, 'neither dash nor busybox is installed');
+    for (const shell of shells) {
+      const run = (tool: string, arg: string) => execFileSync(shell[0], [...shell.slice(1), join(image, 'run-tool.sh'), tool, arg], { encoding: 'utf8' });
+      assert.match(run('kexec', '--version'), /kexec-tools/);
+      assert.match(run('ip', '-V'), /iproute2/);
+    }
     const run = (tool: string, arg: string) => execFileSync(join(image, 'lib/ld.so'), ['--library-path', join(image, 'lib'), join(image, 'bin', tool), arg], { encoding: 'utf8' });
     assert.match(run('kexec', '--version'), /kexec-tools/);
     assert.match(run('ip', '-V'), /iproute2/);
