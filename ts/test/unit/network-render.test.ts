@@ -1,6 +1,7 @@
 /** The restore script and the plan description, rendered from every fixture. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { describePlan, renderRestoreScript } from '../../network/render.js';
 import { fixture, fixtureNames } from './network-fixtures.js';
@@ -38,6 +39,17 @@ describe('renderRestoreScript', () => {
       }
     });
   }
+
+  test('the helpers are scripts/network-lib.sh verbatim, from `set -u` on, ahead of the first step', () => {
+    const lib = readFileSync(new URL('../../../scripts/network-lib.sh', import.meta.url), 'utf8');
+    const code = lib.slice(lib.search(/^set -u$/m));
+    assert.ok(code.length > 1000 && code.includes('find_nic() {'), 'network-lib.sh holds the helpers');
+    const script = renderRestoreScript(fixture('static-ipv4').plan);
+    const at = script.indexOf(`\n${code}`);
+    assert.ok(at > 0, 'network.sh carries the file');
+    assert.ok(at < script.indexOf('\n# Interfaces, parents before children.'), 'the helpers come before the first step');
+    assert.equal(script.split('\nset -u\n').length, 2, 'the helpers appear once');
+  });
 
   test('routes are added on-link first, in the order of the plan', () => {
     const script = renderRestoreScript(fixture('ovh-failover').plan);
