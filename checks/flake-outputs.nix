@@ -1,5 +1,5 @@
-# Reads flake.nix without nixpkgs (Debian's Nix 2.8, no flakes) and checks that every output issue 6 promises
-# is there: it calls `outputs` with a stub nixpkgs and only looks at attribute names, which never forces a
+# Reads flake.nix without nixpkgs (Debian's Nix 2.8, no flakes) and checks that every output docs/nix.md
+# promises is there: it calls `outputs` with a stub nixpkgs and only looks at attribute names, which never forces a
 # package. That the values evaluate is checked with a real nixpkgs by `nix-eval flake-check` (docs/nix.md).
 #   nix-instantiate --eval --strict checks/flake-outputs.nix
 let

@@ -1,7 +1,7 @@
 /**
  * POSIX shell quoting for the remote side. ssh joins its arguments into one string that the remote login
  * shell parses again, so every value we send is quoted here, once. zx's quote() emits bash-only `$'…'`,
- * which dash misreads (STYLE.md), hence this.
+ * which dash reads as a `$` followed by a quoted string, hence this.
  */
 
 /** Quotes one word for any POSIX shell (also works in fish): 'it'\''s'. */

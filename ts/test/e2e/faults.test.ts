@@ -1,5 +1,5 @@
 /**
- * The fault matrix of issue 4, end to end (needs QEMU): every way a rescue can be refused, interrupted or made
+ * The fault matrix, end to end (needs QEMU): every way a rescue can be refused, interrupted or made
  * harder, against QEMU test servers through the real CLI. Each refusal or interruption asserts the documented
  * exit code and that the host is exactly as it was found (mounts, staging places, kexec state, boot, network).
  * docs/fault-matrix.md is the same matrix as a table.

@@ -1,5 +1,5 @@
 /**
- * What a QEMU test server looks like (ServerScenario), the default one from issue 2, and the pure rendering of a
+ * What a QEMU test server looks like (ServerScenario), the default one of the end-to-end test, and the pure rendering of a
  * scenario into the server's files: /etc/passwd and friends, sudoers, resolv.conf, sshd_config and the
  * setup script its /init runs (addresses, routes, fault options).
  */
@@ -48,7 +48,7 @@ export interface UserSpec {
   extraAuthorizedKeys?: string[];
 }
 
-/** Ways to make the server harder to rescue (issue 4's fault matrix). */
+/** Ways to make the server harder to rescue (the fault matrix, docs/fault-matrix.md). */
 export interface Faults {
   /** sysctl kernel.kexec_load_disabled=1. */
   kexecDisabled?: boolean;
@@ -83,7 +83,7 @@ export interface ServerScenario {
   faults: Faults;
 }
 
-/** The end-to-end scenario of issue 2: two NICs, IPv4 + IPv6, a link-local IPv6 gateway, a sudo user. */
+/** The end-to-end scenario: two NICs, IPv4 + IPv6, a link-local IPv6 gateway, a sudo user. */
 export function defaultScenario(): ServerScenario {
   return {
     memoryMiB: 512,

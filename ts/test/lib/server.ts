@@ -2,7 +2,7 @@
  * `startServer(scenario)`: boots a QEMU test server (server-image.ts + the scenario's own cpio) whose host keys
  * and user keys were made before boot, and returns a handle to ssh into it, read its console and stop it.
  *
- *   const server = await startServer();            // issue 2's scenario (defaultScenario())
+ *   const server = await startServer();            // the default scenario (defaultScenario())
  *   const { stdout } = await server.ssh('admin', 'sudo -n id -u');
  *   await server.stop();
  */

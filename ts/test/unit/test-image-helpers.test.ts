@@ -113,7 +113,7 @@ describe('server scenario rendering', () => {
     assert.deepEqual(routeCommand(['default', 'via', 'fe80::2', 'dev', 'ens3']), ['ip', '-6', 'route', 'add', 'default', 'via', 'fe80::2', 'dev', 'ens3']);
     assert.deepEqual(routeCommand(['default', 'via', '10.0.2.2']), ['ip', 'route', 'add', 'default', 'via', '10.0.2.2']);
   });
-  it('the default scenario is issue 2’s: two NICs not named ethN, v4 + v6, link-local v6 gateway, two nameservers, a sudo user', () => {
+  it('the default scenario: two NICs not named ethN, v4 + v6, link-local v6 gateway, two nameservers, a sudo user', () => {
     assert.equal(s.nics.length, 2);
     assert.ok(s.nics.every((n) => !/^eth\d/.test(n.name) && n.ipv4.length && n.ipv6.length));
     assert.ok(s.routes.some((r) => r[0] === 'default' && r[2].startsWith('fe80:')));
