@@ -51,9 +51,9 @@ export class ConnectionError extends EmergencyError {
   }
 }
 
-/** Preflight said no; `reasons` lists every failed check, not only the first. */
+/** Preflight said no; `reasons` lists every failed check, not only the first, each under its check's name. */
 export class RefusedError extends EmergencyError {
-  constructor(readonly reasons: { message: string; fix: string }[]) {
+  constructor(readonly reasons: { check?: string; message: string; fix: string }[]) {
     super(
       reasons.map((r) => r.message).join('; '),
       reasons.map((r) => r.fix).join(' '),
@@ -78,5 +78,12 @@ export class HostKeyChangedError extends EmergencyError {
       ExitCode.HostKeyChanged,
       detail,
     );
+  }
+}
+
+/** The operator pressed Ctrl-C (at a prompt, say) before kexec; nothing stays changed on the host. */
+export class InterruptedError extends EmergencyError {
+  constructor(where: string) {
+    super(`interrupted ${where}`, 'Nothing was changed on the host; run again when ready.', ExitCode.Interrupted);
   }
 }

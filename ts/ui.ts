@@ -4,6 +4,7 @@
  */
 import { closeSync, openSync } from 'node:fs';
 import { ReadStream } from 'node:tty';
+import { EmergencyError, ExitCode, InterruptedError } from './errors.js';
 
 /** The operator-facing output channel; tests and --json could swap it. */
 export interface Ui {
@@ -41,7 +42,9 @@ function openTerminal(): ReadStream | undefined {
 /** Reads one line from the terminal; with `hidden`, nothing is echoed. Bytes stay in a Buffer. */
 function readLine(question: string, hidden: boolean): Promise<Buffer> {
   const tty = openTerminal();
-  if (!tty) return Promise.reject(new Error('no terminal to ask on'));
+  if (!tty) {
+    return Promise.reject(new EmergencyError('no terminal to ask on', 'Run emergency from a terminal, or pass --yes (and log in as root or with passwordless sudo).', ExitCode.Usage));
+  }
   process.stderr.write(question);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -58,7 +61,8 @@ function readLine(question: string, hidden: boolean): Promise<Buffer> {
     };
     const onData = (data: Buffer) => {
       for (const byte of data) {
-        if (byte === 3) return finish(new Error('interrupted'));
+        // Ctrl-C in raw mode arrives as a byte, not as SIGINT: the same outcome as SIGINT (exit 130).
+        if (byte === 3) return finish(new InterruptedError('at the prompt'));
         if (byte === 13 || byte === 10) return finish();
         if (byte === 127 || byte === 8) {
           const last = chunks.pop();
