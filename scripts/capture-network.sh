@@ -10,7 +10,7 @@
 # ip-route4, ip-route6 (all tables), ip-rule4, ip-rule6, rt-tables (names of routing tables), resolv-conf,
 # resolved-resolv-conf (systemd-resolved's upstream servers, when present).
 # A section whose command failed is printed as `NAME failed RC` with the error as its body.
-# When ip is missing or has no JSON output it prints only `capture-error no-ip` or `capture-error no-ip-json`, so
+# When ip is missing or has no JSON output it prints only `capture-unavailable no-ip` or `capture-unavailable no-ip-json`, so
 # the caller can run it again with the image's ip. It prints no facts and never exits the calling shell.
 set -eu
 
@@ -49,7 +49,7 @@ file_section() {
 capture() {
   if [ "$#" -eq 0 ]; then set -- ip; fi
   if ! command -v "$1" >/dev/null 2>&1; then
-    section capture-error no-ip
+    section capture-unavailable no-ip
     return 0
   fi
   # busybox ip and iproute2 before 4.13 have no -j: their output would not parse.
@@ -57,7 +57,7 @@ capture() {
   case $probe in
     '['*) ;;
     *)
-      section capture-error no-ip-json
+      section capture-unavailable no-ip-json
       return 0
       ;;
   esac

@@ -19,7 +19,7 @@ here=${0%/*}
 case $here in /*) ;; *) here=$(cd "$here" && pwd) ;; esac
 
 fail() {
-  printf 'kexec_error=%s\n' "$*"
+  printf '@@emergency-error %s\n' "$*"
   exit 1
 }
 

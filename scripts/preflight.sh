@@ -1,6 +1,7 @@
 #!/bin/sh
-# Read-only facts about the host, printed as key=value lines and sections (ts/sections.ts); the verdict
-# is made by the orchestrator (ts/preflight/verdict.ts) so every check is reported at once.
+# Read-only facts about the host, printed as key=value lines and sections (ts/sections.ts), declared in
+# ts/boundary/preflight.ts (a fact printed here and not declared there, or the reverse, fails the parse); the
+# verdict is made by the orchestrator (ts/preflight/checks.ts) so every check is reported at once.
 # Runs as root when it can (root's authorized_keys and the host keys' .pub need it), otherwise as the user.
 #
 # args: LOGIN_USER   the user ssh logged in as, whose keys the rescue system must accept too
@@ -83,13 +84,12 @@ fact stage_parent "$stage_parent"
 fact stage_mode "$stage_mode"
 fact has_tmpfs "$(grep -qw tmpfs /proc/filesystems 2>/dev/null && echo 1 || echo 0)"
 
-for tool in ip head dd mount umount sudo doas tar cpio gzip sha256sum; do
+# Staging needs mount, umount and a byte-exact copy from stdin: dd (any) or GNU head (busybox head reads ahead).
+# Whether ip speaks JSON is the capture's own business (capture-network.sh).
+for tool in dd mount umount; do
   fact "has_$tool" "$(has "$tool" && echo 1 || echo 0)"
 done
-# Staging needs a byte-exact copy from stdin: dd (any) or GNU head; busybox head reads ahead.
 fact head_gnu "$( (head --version 2>/dev/null | grep -q GNU) && echo 1 || echo 0)"
-# iproute2 speaks JSON (-j); busybox ip does not.
-fact ip_json "$( (ip -j link show lo 2>/dev/null | grep -q '^\[') && echo 1 || echo 0)"
 
 # Host keys sshd uses: HostKey lines of sshd_config, else the default ones.
 host_keys=$(sed -n 's/^[[:space:]]*[Hh][Oo][Ss][Tt][Kk][Ee][Yy][[:space:]]\{1,\}\([^[:space:]]*\).*/\1/p' /etc/ssh/sshd_config 2>/dev/null)

@@ -15,7 +15,7 @@ set -eu
 parent=$1 mode=$2 tmpfs_bytes=$3 busybox_bytes=$4 busybox_sha256=$5 tar_bytes=$6 sums_sha256=$7
 
 fail() {
-  printf 'stage_error=%s\n' "$*"
+  printf '@@emergency-error %s\n' "$*"
   exit 1
 }
 

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { EmergencyError, ExitCode } from './errors.js';
 import type { Options } from './operation.js';
+import { ignoreProblems } from './preflight/checks.js';
 
 /** Parses argv into Options; throws on bad usage. */
 export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<Options> {
@@ -31,11 +32,18 @@ export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process
     .option('connect-timeout', { type: 'number', default: 15, describe: 'seconds for the first ssh connection' })
     .option('shell', { type: 'boolean', default: false, describe: 'open a root shell on the rescue system when it is up' })
     .option('debug', { type: 'boolean', default: false, describe: 'print stack traces and remote output' })
+    .option('ignore-preflight-errors', {
+      type: 'string',
+      describe: 'preflight checks (by name, comma-separated, or all) whose refusals become warnings; --dry-run lists them',
+      coerce: (v: string | string[] | undefined) => (v === undefined ? [] : ([] as string[]).concat(v).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean)),
+    })
     .option('flake', { type: 'string', default: env.EMERGENCY_FLAKE ?? '.', describe: 'flake that builds the image when --image is not given' })
     .demandCommand(1, 1, 'DESTINATION is missing: emergency [options] [user@]host', 'one DESTINATION only')
     .strictOptions()
     .check((a) => {
       if (a.timeout <= 0 || a['connect-timeout'] <= 0) throw new Error('--timeout and --connect-timeout must be positive numbers of seconds');
+      const ignoring = ignoreProblems(a['ignore-preflight-errors'] ?? []);
+      if (ignoring.length) throw new Error(ignoring.join('; '));
       if (a.port !== undefined && !(Number.isInteger(a.port) && a.port > 0 && a.port < 65536)) throw new Error('--port must be a port number (1-65535)');
       return true;
     })
@@ -61,5 +69,6 @@ export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process
     shell: args.shell,
     debug: args.debug,
     flake: args.flake,
+    ignorePreflightErrors: args['ignore-preflight-errors'] ?? [],
   };
 }

@@ -6,8 +6,10 @@
 import { hideBin } from 'yargs/helpers';
 import { parseArgs } from './args.js';
 import { EmergencyError, ExitCode, RefusedError } from './errors.js';
-import type { Operation, Options } from './operation.js';
-import { run } from './run.js';
+import { CHECKS } from './preflight/checks.js';
+import type { Image } from './image.js';
+import type { Options, Session } from './operation.js';
+import { localImage, run } from './run.js';
 import { SshRemote } from './ssh.js';
 import { unstage } from './steps/stage.js';
 import { TerminalUi } from './ui.js';
@@ -16,7 +18,11 @@ import { TerminalUi } from './ui.js';
 export function report(error: unknown, debug: boolean): number {
   if (error instanceof RefusedError) {
     process.stderr.write(`emergency: refused, nothing was changed on the host (${error.reasons.length} problem${error.reasons.length > 1 ? 's' : ''}):\n`);
-    for (const reason of error.reasons) process.stderr.write(`  - ${reason.message}\n    fix: ${reason.fix}\n`);
+    for (const reason of error.reasons) process.stderr.write(`  - ${reason.check ? `[${reason.check}] ` : ''}${reason.message}\n    fix: ${reason.fix}\n`);
+    const ignorable = error.reasons.filter((r) => r.check && CHECKS.find((c) => c.name === r.check)?.ignorable).map((r) => r.check);
+    if (ignorable.length) {
+      process.stderr.write(`  If you know better, --ignore-preflight-errors ${[...new Set(ignorable)].join(',')} turns ${ignorable.length > 1 ? 'these' : 'this'} into a warning.\n`);
+    }
     if (debug) process.stderr.write(`${error.stack}\n`);
     return error.exitCode;
   }
@@ -44,15 +50,13 @@ async function main(): Promise<void> {
     return;
   }
   const ui = new TerminalUi();
-  let op: Operation;
+  const session: Session = {};
+  let remote: SshRemote;
+  let image: Image | undefined;
   try {
-    op = {
-      options,
-      ui,
-      remote: new SshRemote({ destination: options.destination, port: options.port, identity: options.identity, options: options.sshOptions, configFile: options.sshConfig }),
-      state: {},
-      roundTrips: 0,
-    };
+    // Everything local first: a bad image or option is a usage error before anything connects.
+    image = await localImage(options);
+    remote = new SshRemote({ destination: options.destination, port: options.port, identity: options.identity, options: options.sshOptions, configFile: options.sshConfig });
     if (!options.yes && !options.dryRun && !ui.interactive()) {
       throw new EmergencyError('no terminal to confirm the kexec on', 'Pass --yes to skip the question, or run from a terminal.', ExitCode.Usage);
     }
@@ -64,18 +68,18 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => {
     if (interrupted) return;
     interrupted = true;
-    if (op.state.kexecTriggeredAt) {
+    if (session.kexecTriggeredAt) {
       process.stderr.write('\ninterrupted: kexec was already triggered, the host is booting the rescue system\n');
       process.exit(ExitCode.Interrupted);
     }
     process.stderr.write('\ninterrupted: removing the staged image from the host…\n');
     // exit() rather than exitCode: the interrupted step may hold timers and sockets open forever.
-    void Promise.allSettled([unstage(op, 10000)])
-      .then(() => op.remote.close())
+    void Promise.allSettled([unstage(session, 10000)])
+      .then(() => remote.close())
       .finally(() => process.exit(ExitCode.Interrupted));
   });
   try {
-    await run(op);
+    await run(options, remote, ui, session, image);
   } catch (e) {
     if (!interrupted) process.exitCode = report(e, options.debug);
   }

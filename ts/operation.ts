@@ -1,16 +1,9 @@
 /**
- * The one object every step takes: the options, the remote, the Ui, and the state that earlier steps
- * filled in. Steps read what they need and return early when they have nothing to do.
+ * The command line, parsed, and the one piece of mutable state of a run: what must be undone if it stops
+ * before the kexec (the staged image), and whether the kexec was triggered. Everything else flows from step
+ * to step as return values (ts/run.ts).
  */
-import type { Image } from './image.js';
-import type { KeySelection } from './keys/authorized-keys.js';
-import type { NetworkCapture } from './network/capture.js';
-import type { NetworkPlan } from './network/plan.js';
-import type { Verdict } from './preflight/verdict.js';
-import type { RemoteProcess } from './remote.js';
-import type { ScriptOutput } from './sections.js';
-import type { SshRemote } from './ssh.js';
-import type { Ui } from './ui.js';
+import type { Stage } from './steps/stage.js';
 
 /** The command line, parsed. */
 export interface Options {
@@ -30,39 +23,14 @@ export interface Options {
   debug: boolean;
   /** The flake that builds the image when --image is not given. */
   flake: string;
+  /** Names of preflight checks whose refusals become warnings (--ignore-preflight-errors). */
+  ignorePreflightErrors: string[];
 }
 
-/** A host key as preflight found it (public half only). */
-export interface HostKey {
-  path: string;
-  present: boolean;
-  pub: string;
-}
-
-/** What the steps learn, in order. */
-export interface State {
-  image?: Image;
-  preflight?: ScriptOutput;
-  facts?: Record<string, string>;
-  verdict?: Verdict;
-  hostKeys?: HostKey[];
-  keys?: KeySelection;
-  /** Set when the host's ip cannot capture (no iproute2/JSON): capture again with the image's ip after staging. */
-  captureDeferred?: boolean;
-  capture?: NetworkCapture;
-  plan?: NetworkPlan;
-  restoreScript?: string;
-  stage?: { keeper: RemoteProcess; dir: string; imageDir: string };
+/** What an interrupted or failed run must clean up; owned by run(), read by the SIGINT handler. */
+export interface Session {
+  /** The staged image while its keeper holds the tmpfs; unset once released or removed. */
+  stage?: Stage;
+  /** When `kexec -e` was triggered on the host: from then on there is nothing to undo. */
   kexecTriggeredAt?: number;
-  rescueBootId?: string;
-}
-
-/** The operation: options, the remote, the Ui and the state. */
-export interface Operation {
-  options: Options;
-  remote: SshRemote;
-  ui: Ui;
-  state: State;
-  /** Counts ssh round trips (connect + each script run) until kexec; the benchmark reports it. */
-  roundTrips: number;
 }

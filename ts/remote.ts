@@ -33,19 +33,29 @@ export interface RemoteProcess {
 /** How the login user becomes root on the host. */
 export type Become = 'root' | 'sudo' | 'sudo-password' | 'doas';
 
-/** The host as the steps see it. */
+/** The host as the steps see it. Tests swap in a fake (ts/test/lib/fake-remote.ts). */
 export interface Remote {
   /** How the operator named the host (for messages). */
   readonly destination: string;
-  /** The user ssh logs in as. */
+  /** The user ssh logs in as (known after connect). */
   readonly loginUser: string;
   become: Become;
+  /** ssh round trips so far: the connection, then each run or start on it (probes are not counted). */
+  readonly roundTrips: number;
+  /** Opens the one authenticated connection every later call reuses. */
+  connect(connectTimeoutSeconds: number): Promise<void>;
   /** Runs whole script files, each with its own arguments, in one ssh round trip. */
   run(scripts: RemoteScript[], options?: RunOptions): Promise<RunResult>;
   /** Like run, but returns at once with the script's stdin open for streaming. */
   start(scripts: RemoteScript[], options?: RunOptions): RemoteProcess;
   /** Sets the sudo password (held in memory only, sent on sudo's stdin). */
   setPassword(password: Buffer): void;
+  /** One fresh connection as `user` (no shared connection), for polling across the kexec; never throws for ssh failures. */
+  probe(user: string, command: string, connectTimeoutSeconds: number): Promise<RunResult>;
+  /** What `ssh -G` resolves for the destination (hostname, port, proxies). */
+  sshConfig(): Promise<string>;
+  /** An interactive session as `user` on the operator's terminal; resolves with ssh's exit code. */
+  interactive(user: string): Promise<number>;
   /** Closes the shared connection. */
   close(): Promise<void>;
 }

@@ -1,45 +1,78 @@
 /**
- * The rescue, top to bottom. Each step is its own module taking the Operation; this list is the whole
- * remote sequence. Round trips before kexec: connect, preflight (+capture), stage, kexec.
+ * The rescue, top to bottom: this list is the whole remote sequence, and the data each step returns is what
+ * the next ones take. Round trips before kexec (counted by the Remote): connect, preflight (+capture), stage,
+ * kexec; one more on hosts whose network is captured with the image's ip.
  */
-import { loadImage } from './image.js';
-import type { Operation } from './operation.js';
+import { buildImageWithNix, loadImage, type Image } from './image.js';
+import { renderAuthorizedKeys, selectAuthorizedKeys } from './keys/authorized-keys.js';
+import type { Options, Session } from './operation.js';
+import { describeChecks } from './preflight/verdict.js';
+import type { Remote } from './remote.js';
 import { capture, captureWithImageIp } from './steps/capture.js';
+import { checks, NETWORK_CHECKS } from './steps/checks.js';
 import { confirm } from './steps/confirm.js';
 import { connect } from './steps/connect.js';
 import { kexec } from './steps/kexec.js';
 import { describeRescue, plan } from './steps/plan.js';
 import { preflight } from './steps/preflight.js';
-import { stage, unstage } from './steps/stage.js';
+import { releaseStage, stage, unstage } from './steps/stage.js';
 import { waitForRescue } from './steps/wait.js';
+import type { Ui } from './ui.js';
 
-/** Runs the whole rescue (or, with --dry-run, steps 1–4). Cleans up the host on any failure before kexec. */
-export async function run(op: Operation): Promise<void> {
-  const { ui, options } = op;
-  if (options.image) op.state.image = await loadImage(options.image);
+/** Loads --image before anything connects, so a bad image is a usage error with the host untouched. */
+export async function localImage(options: Options): Promise<Image | undefined> {
+  return options.image ? loadImage(options.image) : undefined;
+}
+
+/** Runs the whole rescue (or, with --dry-run, up to the checks). Cleans up the host on any failure before kexec. */
+export async function run(options: Options, remote: Remote, ui: Ui, session: Session, given?: Image): Promise<void> {
   try {
-    await ui.step('connect', () => connect(op));
-    await ui.step('preflight', () => preflight(op));
-    await ui.step('capture', () => capture(op));
-    await ui.step('plan', () => plan(op));
+    await ui.step('connect', () => connect(remote, ui, options.connectTimeout));
+    const { report, output } = await ui.step('preflight', () => preflight(remote, ui));
+    const { facts, hostKeys } = report;
+    const image = given ?? (await ui.step('image', async () => {
+      ui.info(`building the image for ${facts.arch} with Nix (${options.flake})`);
+      return loadImage(await buildImageWithNix(facts.arch, options.flake));
+    }));
+    const keys = selectAuthorizedKeys(report.authorizedKeys);
+    const captured = await ui.step('capture', async () => capture(output, ui));
+    let network = captured && (await ui.step('plan', () => plan(captured, ui, options.dumpNetwork)));
+    const checkInput = { facts, image, hostKeys, authorizedKeyCount: keys.keys.length, plan: network?.plan };
+    const verdict = await ui.step('checks', async () => checks(checkInput, options.ignorePreflightErrors, ui));
     if (options.dryRun) {
-      ui.out(describeRescue(op));
-      ui.info(`dry run: nothing was changed on ${options.destination}; ${op.roundTrips} ssh round trip(s)`);
+      ui.out(describeChecks(verdict));
+      ui.out(describeRescue(network, hostKeys, keys));
+      ui.info(`dry run: nothing was changed on ${options.destination}; ${remote.roundTrips} ssh round trip(s)`);
       return;
     }
-    await ui.step('stage', () => stage(op));
-    if (op.state.captureDeferred) {
-      await ui.step('capture (image ip)', () => captureWithImageIp(op));
-      await ui.step('plan', () => plan(op));
+    // The staging check refuses when there is no place, so a verdict that passed has one.
+    const place = verdict.stage;
+    if (!place) throw new Error('checks passed without a staging place');
+    const staged = await ui.step('stage', () => stage(remote, ui, image, place, session));
+    if (!network) {
+      const late = await ui.step('capture (image ip)', () => captureWithImageIp(remote, staged.imageDir));
+      network = await ui.step('plan', () => plan(late, ui, options.dumpNetwork));
+      const latePlan = network.plan;
+      await ui.step('checks (network)', async () => checks({ ...checkInput, plan: latePlan }, options.ignorePreflightErrors, ui, NETWORK_CHECKS));
     }
-    await confirm(op);
-    await ui.step('kexec', () => kexec(op));
-    ui.info(`${op.roundTrips} ssh round trip(s) before kexec`);
-    await ui.step('wait', () => waitForRescue(op));
+    await confirm(ui, { destination: options.destination, facts, image, rescue: describeRescue(network, hostKeys, keys), yes: options.yes });
+    const hostKeyPaths = hostKeys.filter((k) => k.present && k.pub).map((k) => k.path);
+    await ui.step('kexec', () =>
+      kexec(remote, ui, staged.imageDir, hostKeyPaths, {
+        networkScript: network.script,
+        authorizedKeys: renderAuthorizedKeys(keys),
+        env: { hostname: facts.hostname, boot_id: facts.boot_id },
+      }),
+    );
+    const triggeredAt = Date.now();
+    session.kexecTriggeredAt = triggeredAt;
+    releaseStage(session);
+    ui.info(`${remote.roundTrips} ssh round trip(s) before kexec`);
+    await ui.step('wait', () => waitForRescue(remote, ui, { oldBootId: facts.boot_id, triggeredAt, timeoutSeconds: options.timeout }));
   } finally {
-    if (op.state.stage && !op.state.kexecTriggeredAt) await unstage(op);
-    await op.remote.close();
+    if (session.stage && !session.kexecTriggeredAt) await unstage(session);
+    await remote.close();
   }
   ui.out(`The rescue system is up: ssh -l root${options.port ? ` -p ${options.port}` : ''} ${options.destination}`);
-  if (options.shell) process.exitCode = await op.remote.interactive('root');
+  if (options.shell) process.exitCode = await remote.interactive('root');
 }

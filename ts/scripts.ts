@@ -6,10 +6,10 @@ const cache = new Map<string, string>();
 
 /** scripts/NAME with its arguments, ready for Remote.run. */
 export function script(name: ScriptName, ...args: string[]): RemoteScript {
-  return { text: scriptText(name), args };
+  return { name, text: scriptText(name), args };
 }
 
-type ScriptName = 'preflight.sh' | 'capture-network.sh' | 'stage.sh' | 'kexec-run.sh' | 'restore.sh' | 'network-lib.sh';
+export type ScriptName = 'preflight.sh' | 'capture-network.sh' | 'stage.sh' | 'kexec-run.sh' | 'restore.sh' | 'network-lib.sh';
 
 /** Text of scripts/NAME, relative to the package root (dist/ sits beside scripts/). */
 export function scriptText(name: ScriptName): string {

@@ -1,10 +1,13 @@
 /**
- * The wire format of every host-side script's output: `key=value` fact lines, and named sections
- * introduced by a line `@@emergency-section NAME [ARG...]` whose body runs to the next section line.
- * Facts only appear before the first section. Parsing is pure so it can be tested on captured output.
+ * The wire format of every host-side and rescue-side script's output: `key=value` fact lines, named
+ * sections introduced by a line `@@emergency-section NAME [ARG...]` whose body runs to the next section line,
+ * and error lines `@@emergency-error MESSAGE`, the one way every script says why it failed (anywhere in the
+ * output, also inside a section). Facts only appear before the first section. Parsing is pure so it can be
+ * tested on captured output; what the facts and sections must hold is declared per script in ts/boundary/.
  */
 
 export const SECTION_MARKER = '@@emergency-section';
+export const ERROR_MARKER = '@@emergency-error';
 
 /** One named block of raw output, e.g. `ip-addr` with the JSON from `ip -j addr`. */
 export interface Section {
@@ -17,12 +20,15 @@ export interface Section {
 export interface ScriptOutput {
   facts: Record<string, string>;
   sections: Section[];
+  /** Every `@@emergency-error` message, in order. */
+  errors: string[];
 }
 
 /** Splits script output into facts and sections; lines before the first section that are not facts are ignored. */
 export function parseScriptOutput(text: string): ScriptOutput {
   const facts: Record<string, string> = {};
   const sections: Section[] = [];
+  const errors: string[] = [];
   let current: Section | undefined;
   let body: string[] = [];
   const close = () => {
@@ -30,7 +36,9 @@ export function parseScriptOutput(text: string): ScriptOutput {
     body = [];
   };
   for (const line of text.split('\n')) {
-    if (line.startsWith(SECTION_MARKER + ' ')) {
+    if (line === ERROR_MARKER || line.startsWith(ERROR_MARKER + ' ')) {
+      errors.push(line.slice(ERROR_MARKER.length + 1).trim());
+    } else if (line.startsWith(SECTION_MARKER + ' ')) {
       close();
       const [name, ...args] = line.slice(SECTION_MARKER.length + 1).trim().split(/\s+/);
       current = { name, args, body: '' };
@@ -45,7 +53,7 @@ export function parseScriptOutput(text: string): ScriptOutput {
   close();
   // A trailing newline leaves an empty last line in each body: drop exactly that one.
   for (const s of sections) if (s.body.endsWith('\n')) s.body = s.body.slice(0, -1);
-  return { facts, sections };
+  return { facts, sections, errors };
 }
 
 /** The body of the one section called `name`, or undefined. */

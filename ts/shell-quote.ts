@@ -17,6 +17,8 @@ export function shellJoin(words: readonly string[]): string {
 
 /** A whole script file's text and its positional parameters. */
 export interface RemoteScript {
+  /** The file it came from (scripts/NAME), for messages and fakes; inline snippets have none. */
+  name?: string;
   text: string;
   args?: readonly string[];
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { $ } from 'zx';
-import { ConnectionError, HostKeyChangedError, UsageError } from './errors.js';
+import { ConnectionError, EmergencyError, ExitCode, HostKeyChangedError, UsageError } from './errors.js';
 import type { Become, Remote, RemoteProcess, RunOptions, RunResult } from './remote.js';
 import { scriptCommand, shellJoin, type RemoteScript } from './shell-quote.js';
 
@@ -101,6 +101,7 @@ export function becomeRoot(become: Become, command: string[]): string[] {
 export class SshRemote implements Remote {
   become: Become = 'root';
   loginUser = 'root';
+  roundTrips = 0;
   private controlDir = '';
   private password?: Buffer;
   private resolvedConfig = '';
@@ -151,6 +152,7 @@ export class SshRemote implements Remote {
     const code: number = await new Promise((resolve) => master.on('exit', (c) => resolve(c ?? SSH_FAILED)));
     await log.close();
     if (code !== 0) throw classifySshFailure(this.target.destination, await readFile(logFile, 'utf8'));
+    this.roundTrips++;
     this.watchOverMaster();
   }
 
@@ -176,6 +178,9 @@ export class SshRemote implements Remote {
   /** The user ssh will log in as after ~/.ssh/config, without connecting (`ssh -G`). */
   private async effectiveUser(): Promise<string> {
     const config = await $({ quiet: true, nothrow: true })`ssh -G ${this.baseArgs()} ${this.target.destination}`;
+    if (config.exitCode === 127) {
+      throw new UsageError('OpenSSH\'s `ssh` client is not installed or not on PATH', 'Install it (Debian: apt install openssh-client) or run emergency through `nix run`, which brings it.');
+    }
     if (config.exitCode !== 0) {
       throw new UsageError(`ssh rejects the destination or options: ${config.stderr.trim()}`, 'Check DESTINATION and the -o/-p/-i options; they are passed to ssh as they are.');
     }
@@ -191,7 +196,8 @@ export class SshRemote implements Remote {
   private stdinFor(options: RunOptions): Readable | string | Buffer | undefined {
     const asRoot = options.asRoot ?? true;
     if (!asRoot || this.become !== 'sudo-password') return options.input;
-    if (!this.password) throw new Error('sudo needs a password but none was set');
+    // A bug, not a host problem: the preflight step sets the password before it switches to sudo-password.
+    if (!this.password) throw new EmergencyError('sudo needs a password but none was set', 'This is a bug in emergency: run with --debug and report it.', ExitCode.Internal);
     const password = Buffer.concat([this.password, Buffer.from('\n')]);
     const input = options.input;
     if (input === undefined) return password;
@@ -210,6 +216,7 @@ export class SshRemote implements Remote {
 
   async run(scripts: RemoteScript[], options: RunOptions = {}): Promise<RunResult> {
     const input = this.stdinFor(options);
+    this.roundTrips++;
     const out = await $({ quiet: true, nothrow: true, input: input ?? '' })`ssh ${this.clientArgs(scripts, options)}`;
     const result = { code: out.exitCode ?? SSH_FAILED, stdout: out.stdout, stderr: out.stderr };
     if (result.code === SSH_FAILED) throw classifySshFailure(this.target.destination, result.stderr);
@@ -217,6 +224,7 @@ export class SshRemote implements Remote {
   }
 
   start(scripts: RemoteScript[], options: RunOptions = {}): RemoteProcess {
+    this.roundTrips++;
     const child = spawn('ssh', this.clientArgs(scripts, options), { stdio: ['pipe', 'pipe', 'pipe'] });
     const first = this.stdinFor({ ...options, input: undefined });
     if (first) child.stdin.write(first);

@@ -2,6 +2,8 @@
  * Parses what scripts/capture-network.sh printed into a typed, validated capture of the host's network.
  * Pure: the input is the parsed script output, so it is tested on fixtures captured with real `ip -j`.
  */
+import { z } from 'zod';
+import { describeIssues } from '../boundary/schema.js';
 import { ExitCode, EmergencyError } from '../errors.js';
 import type { ScriptOutput, Section } from '../sections.js';
 
@@ -95,10 +97,12 @@ export interface NetworkCapture {
 }
 
 const IP_SECTIONS = ['ip-addr', 'ip-route4', 'ip-route6', 'ip-rule4', 'ip-rule6'] as const;
+/** Every section capture-network.sh prints (the preflight round trip carries them beside preflight.sh's own). */
+export const CAPTURE_SECTIONS: readonly string[] = [...IP_SECTIONS, 'rt-tables', 'resolv-conf', 'resolved-resolv-conf', 'capture-unavailable'];
 
 /** True when the host's ip could not produce the capture and it must be re-run with the image's ip. */
 export function captureNeedsImageIp(output: ScriptOutput): boolean {
-  if (output.sections.some((s) => s.name === 'capture-error')) return true;
+  if (output.sections.some((s) => s.name === 'capture-unavailable')) return true;
   // An old ip may print JSON for links but not for rules or routes: the image's ip does all of them.
   for (const name of IP_SECTIONS) {
     const s = output.sections.find((x) => x.name === name);
@@ -114,11 +118,11 @@ export function captureNeedsImageIp(output: ScriptOutput): boolean {
 
 /** Validates every section of the capture script's output and returns the capture; throws CaptureError. */
 export function parseNetworkCapture(output: ScriptOutput): NetworkCapture {
-  const error = output.sections.find((s) => s.name === 'capture-error');
-  if (error) {
+  const unavailable = output.sections.find((s) => s.name === 'capture-unavailable');
+  if (unavailable) {
     throw new CaptureError(
-      `the network capture failed on the host (${error.args.join(' ') || 'no reason given'})`,
-      error.body || undefined,
+      `the network capture failed on the host (${unavailable.args.join(' ') || 'no reason given'})`,
+      unavailable.body || undefined,
     );
   }
   const notes: string[] = [];
@@ -141,11 +145,11 @@ export function parseNetworkCapture(output: ScriptOutput): NetworkCapture {
     return value;
   };
 
-  const links = json('ip-addr').map((l, i) => checkLink(l, `ip-addr[${i}]`));
-  const routes4 = json('ip-route4').map((r, i) => checkRoute(r, `ip-route4[${i}]`));
-  const routes6 = json('ip-route6').map((r, i) => checkRoute(r, `ip-route6[${i}]`));
-  const rules4 = json('ip-rule4').map((r, i) => checkRule(r, `ip-rule4[${i}]`));
-  const rules6 = json('ip-rule6').map((r, i) => checkRule(r, `ip-rule6[${i}]`));
+  const links = json('ip-addr').map(checkLink('ip-addr'));
+  const routes4 = json('ip-route4').map(checkRoute('ip-route4'));
+  const routes6 = json('ip-route6').map(checkRoute('ip-route6'));
+  const rules4 = json('ip-rule4').map(checkRule('ip-rule4'));
+  const rules6 = json('ip-rule6').map(checkRule('ip-rule6'));
   if (!links.some((l) => l.link_type === 'loopback')) {
     throw new CaptureError('capture section ip-addr has no loopback interface: it is not a full `ip addr` listing');
   }
@@ -187,66 +191,59 @@ function isJsonArray(text: string): boolean {
   }
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function broken(where: string, what: string): never {
-  throw new CaptureError(`capture section ${where.replace(/\[.*/, '')} is broken: ${where} ${what}`);
-}
-
-function want(o: Record<string, unknown>, key: string, type: 'string' | 'number', where: string, optional = false) {
-  const v = o[key];
-  if (v === undefined && optional) return;
-  if (typeof v !== type) broken(where, `has no ${type} "${key}"`);
-}
-
 // An interface name as the kernel allows it, and nothing a shell could misread (names are quoted anyway).
 const IFNAME = /^[^\s/'"\\$`]{1,15}$/;
 /** A MAC as ip and sysfs print it (lower case; InfiniBand's are 20 bytes). */
 export const MAC_PATTERN = /^[0-9a-f]{2}(:[0-9a-f]{2})+$/;
 
-function checkLink(v: unknown, where: string): IpLink {
-  if (!isObject(v)) broken(where, 'is not an object');
-  want(v, 'ifindex', 'number', where);
-  want(v, 'ifname', 'string', where);
-  want(v, 'mtu', 'number', where);
-  want(v, 'link_type', 'string', where);
-  want(v, 'address', 'string', where, true);
-  want(v, 'permaddr', 'string', where, true);
-  want(v, 'master', 'string', where, true);
-  if (!IFNAME.test(v.ifname as string)) broken(where, `has an invalid interface name ${JSON.stringify(v.ifname)}`);
-  if (!Array.isArray(v.flags)) broken(where, 'has no "flags" list');
-  if (v.addr_info !== undefined && !Array.isArray(v.addr_info)) broken(where, '"addr_info" is not a list');
-  if (v.linkinfo !== undefined && !isObject(v.linkinfo)) broken(where, '"linkinfo" is not an object');
-  for (const key of ['address', 'permaddr'] as const) {
-    if (typeof v[key] === 'string') v[key] = (v[key] as string).toLowerCase();
-  }
-  const addr_info = ((v.addr_info as unknown[] | undefined) ?? []).map((a, i) => {
-    const w = `${where}.addr_info[${i}]`;
-    if (!isObject(a)) broken(w, 'is not an object');
-    if (a.family !== 'inet' && a.family !== 'inet6') return undefined; // e.g. MPLS: not restored
-    want(a, 'local', 'string', w);
-    want(a, 'prefixlen', 'number', w);
-    return a as unknown as IpAddress;
-  });
-  return { ...(v as unknown as IpLink), addr_info: addr_info.filter((a): a is IpAddress => a !== undefined) };
-}
+// The shapes of `ip -j` output the planner relies on, declared once. Objects are loose: ip prints more fields
+// than we read, and the planner itself rejects what it cannot restore (rule keys, multipath).
+const lowerCase = z.string().transform((v) => v.toLowerCase());
+const AddressSchema = z.looseObject({ family: z.enum(['inet', 'inet6']), local: z.string(), prefixlen: z.number() });
+const LinkSchema = z.looseObject({
+  ifindex: z.number(),
+  ifname: z.string().regex(IFNAME, 'an invalid interface name'),
+  mtu: z.number(),
+  link_type: z.string(),
+  address: lowerCase.optional(),
+  permaddr: lowerCase.optional(),
+  master: z.string().optional(),
+  flags: z.array(z.string()),
+  linkinfo: z.looseObject({}).optional(),
+  // Other families (MPLS, say) are not restored: dropped here rather than refused.
+  addr_info: z
+    .array(z.looseObject({ family: z.string() }))
+    .optional()
+    .transform((list) => (list ?? []).filter((a) => a.family === 'inet' || a.family === 'inet6'))
+    .pipe(z.array(AddressSchema)),
+});
+const optionalString = z.string().optional();
+const RouteSchema = z.looseObject({
+  dst: z.string(),
+  gateway: optionalString,
+  dev: optionalString,
+  table: optionalString,
+  protocol: optionalString,
+  scope: optionalString,
+  prefsrc: optionalString,
+  type: optionalString,
+  pref: optionalString,
+  metric: z.number().optional(),
+  via: z.looseObject({ host: z.string() }).optional(),
+  metrics: z.array(z.unknown()).optional(),
+});
+const RuleSchema = z.looseObject({ priority: z.number() });
 
-function checkRoute(v: unknown, where: string): IpRoute {
-  if (!isObject(v)) broken(where, 'is not an object');
-  want(v, 'dst', 'string', where);
-  for (const key of ['gateway', 'dev', 'table', 'protocol', 'scope', 'prefsrc', 'type', 'pref']) {
-    want(v, key, 'string', where, true);
-  }
-  want(v, 'metric', 'number', where, true);
-  if (v.via !== undefined && (!isObject(v.via) || typeof v.via.host !== 'string')) broken(where, 'has a broken "via"');
-  if (v.metrics !== undefined && !Array.isArray(v.metrics)) broken(where, '"metrics" is not a list');
-  return v as IpRoute;
+/** Checks one element of an ip section against its schema; the error names the section, index and field. */
+function checked<T>(schema: z.ZodType, section: string) {
+  return (v: unknown, i: number): T => {
+    const result = schema.safeParse(v);
+    if (!result.success) {
+      throw new CaptureError(`capture section ${section} is broken: ${describeIssues(result.error.issues, 'field').map((p) => `${section}[${i}] ${p}`).join('; ')}`);
+    }
+    return result.data as T;
+  };
 }
-
-function checkRule(v: unknown, where: string): IpRule {
-  if (!isObject(v)) broken(where, 'is not an object');
-  want(v, 'priority', 'number', where);
-  return v as IpRule;
-}
+const checkLink = (section: string) => checked<IpLink>(LinkSchema, section);
+const checkRoute = (section: string) => checked<IpRoute>(RouteSchema, section);
+const checkRule = (section: string) => checked<IpRule>(RuleSchema, section);

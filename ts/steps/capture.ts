@@ -2,25 +2,23 @@
  * Step 3: the network state, from the output preflight already brought back. On a host whose `ip` cannot
  * print JSON (busybox-only), capture waits until the image is staged and runs with the image's own ip.
  */
-import { captureNeedsImageIp, parseNetworkCapture } from '../network/capture.js';
-import type { Operation } from '../operation.js';
+import { captureNeedsImageIp, parseNetworkCapture, type NetworkCapture } from '../network/capture.js';
+import type { Remote } from '../remote.js';
 import { script } from '../scripts.js';
-import { parseScriptOutput } from '../sections.js';
+import { parseScriptOutput, type ScriptOutput } from '../sections.js';
+import type { Ui } from '../ui.js';
 
-export async function capture(op: Operation): Promise<void> {
-  const output = op.state.preflight!;
+/** The capture, or undefined when it must wait for the image's ip (captureWithImageIp after staging). */
+export function capture(output: ScriptOutput, ui: Ui): NetworkCapture | undefined {
   if (captureNeedsImageIp(output)) {
-    op.state.captureDeferred = true;
-    op.ui.info("the host's ip cannot print JSON (no iproute2): the network is captured with the image's ip after staging");
-    return;
+    ui.info("the host's ip cannot print JSON (no iproute2): the network is captured with the image's ip after staging");
+    return undefined;
   }
-  op.state.capture = parseNetworkCapture(output);
+  return parseNetworkCapture(output);
 }
 
-/** The deferred capture, run on the host with the staged image's ip. */
-export async function captureWithImageIp(op: Operation): Promise<void> {
-  const { imageDir } = op.state.stage!;
-  const result = await op.remote.run([script('capture-network.sh', 'sh', `${imageDir}/run-tool.sh`, 'ip')]);
-  op.state.capture = parseNetworkCapture(parseScriptOutput(result.stdout));
-  op.state.captureDeferred = false;
+/** The deferred capture, run on the host with the staged image's ip through its run-tool.sh (one more round trip). */
+export async function captureWithImageIp(remote: Remote, imageDir: string): Promise<NetworkCapture> {
+  const result = await remote.run([script('capture-network.sh', 'sh', `${imageDir}/run-tool.sh`, 'ip')]);
+  return parseNetworkCapture(parseScriptOutput(result.stdout));
 }

@@ -1,9 +1,9 @@
 /** Step 1: one ControlMaster connection, authenticated once, reused by every later step. */
-import type { Operation } from '../operation.js';
+import type { Remote } from '../remote.js';
+import type { Ui } from '../ui.js';
 
-export async function connect(op: Operation): Promise<void> {
-  await op.remote.connect(op.options.connectTimeout);
-  op.roundTrips++;
-  op.remote.become = op.remote.loginUser === 'root' ? 'root' : 'sudo';
-  op.ui.info(`connected to ${op.options.destination} as ${op.remote.loginUser}`);
+export async function connect(remote: Remote, ui: Ui, connectTimeoutSeconds: number): Promise<void> {
+  await remote.connect(connectTimeoutSeconds);
+  remote.become = remote.loginUser === 'root' ? 'root' : 'sudo';
+  ui.info(`connected to ${remote.destination} as ${remote.loginUser}`);
 }

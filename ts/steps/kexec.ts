@@ -3,34 +3,40 @@
  * and the network script into an extra initrd, loads the rescue system and triggers `kexec -e` detached,
  * so this ssh command returns first.
  */
+import { parseKexecFacts } from '../boundary/stage.js';
 import { StageError } from '../errors.js';
-import { parseKeyValues } from '../image.js';
-import { renderAuthorizedKeys } from '../keys/authorized-keys.js';
-import type { Operation } from '../operation.js';
+import type { Remote } from '../remote.js';
+import { parseScriptOutput } from '../sections.js';
 import { createTar } from '../tar.js';
-import { releaseStage } from './stage.js';
+import type { Ui } from '../ui.js';
 
 /** Runs the image's own copy of kexec-run.sh (the one the image builder substituted and checksummed). */
 const RUN_STAGED_KEXEC = 'image_dir=$1\nshift\nexec sh "$image_dir/kexec-run.sh" "$@"';
 
-/** The restore data for the extra initrd (docs/image-layout.md, "The restore interface"). */
-export function restoreData(op: Operation): Buffer {
-  const facts = op.state.facts!;
+/** What the rescue system restores (docs/image-layout.md, "The restore interface"), chosen on this side. */
+export interface RestoreData {
+  networkScript: string;
+  authorizedKeys: string;
+  /** restore.env facts about the old system. */
+  env: Record<string, string>;
+}
+
+/** The restore data as the tar kexec-run.sh reads on its stdin. */
+export function restoreTar(data: RestoreData): Buffer {
   return createTar({
-    'network.sh': op.state.restoreScript!,
-    authorized_keys: renderAuthorizedKeys(op.state.keys!),
-    'restore.env': `hostname=${facts.hostname}\nboot_id=${facts.boot_id}\n`,
+    'network.sh': data.networkScript,
+    authorized_keys: data.authorizedKeys,
+    'restore.env': Object.entries(data.env).map(([k, v]) => `${k}=${v}\n`).join(''),
   });
 }
 
-export async function kexec(op: Operation): Promise<void> {
-  const stage = op.state.stage!;
-  const hostKeys = op.state.hostKeys!.filter((k) => k.present && k.pub).map((k) => k.path);
-  op.roundTrips++;
-  const result = await op.remote.run([{ text: RUN_STAGED_KEXEC, args: [stage.imageDir, ...hostKeys] }], { input: restoreData(op) });
-  const facts = parseKeyValues(result.stdout);
-  if (facts.kexec_triggered !== '1') {
-    const cause = facts.kexec_error ?? `kexec-run.sh exited with ${result.code}`;
+/** Loads the rescue system and triggers the jump; returns when the host confirmed the trigger. */
+export async function kexec(remote: Remote, ui: Ui, imageDir: string, hostKeyPaths: readonly string[], data: RestoreData): Promise<void> {
+  const result = await remote.run([{ text: RUN_STAGED_KEXEC, args: [imageDir, ...hostKeyPaths] }], { input: restoreTar(data) });
+  const output = parseScriptOutput(result.stdout);
+  const facts = parseKexecFacts(output);
+  if (!facts.kexec_triggered) {
+    const cause = output.errors.join('; ') || `kexec-run.sh exited with ${result.code}`;
     const kernelSaid = [facts.kexec_file_load_error, facts.kexec_load_error].filter(Boolean).join(' / ');
     throw new StageError(
       `loading the rescue system failed: ${cause}${kernelSaid ? ` (kernel: ${kernelSaid})` : ''}`,
@@ -38,7 +44,5 @@ export async function kexec(op: Operation): Promise<void> {
       result.stderr,
     );
   }
-  op.state.kexecTriggeredAt = Date.now();
-  releaseStage(op);
-  op.ui.info(`rescue system loaded with ${facts.kexec_method}, ${facts.host_keys_packed} host key(s) packed on the host; kexec triggered`);
+  ui.info(`rescue system loaded with ${facts.kexec_method}, ${facts.host_keys_packed} host key(s) packed on the host; kexec triggered`);
 }

@@ -5,10 +5,20 @@
  */
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
+import { parseStaged, type StagedImage } from '../boundary/stage.js';
 import { StageError } from '../errors.js';
-import type { Operation } from '../operation.js';
+import type { Image } from '../image.js';
+import type { Session } from '../operation.js';
+import type { StagePlace } from '../preflight/checks.js';
+import type { Remote, RemoteProcess } from '../remote.js';
 import { script } from '../scripts.js';
-import { parseKeyValues } from '../image.js';
+import { parseScriptOutput } from '../sections.js';
+import type { Ui } from '../ui.js';
+
+/** A staged image and the keeper process that holds it. */
+export interface Stage extends StagedImage {
+  keeper: RemoteProcess;
+}
 
 /** Busybox bytes, then the whole tarball, counting what went out. */
 function uploadStream(path: string, busybox: { offset: number; size: number }, onBytes: (n: number) => void): Readable {
@@ -29,17 +39,14 @@ function uploadStream(path: string, busybox: { offset: number; size: number }, o
   );
 }
 
-export async function stage(op: Operation): Promise<void> {
-  const image = op.state.image!;
-  const target = op.state.verdict!.stage!;
+/** Stages `image` at `place`; registers the keeper in `session` at once, so an interrupt at any point cleans up. */
+export async function stage(remote: Remote, ui: Ui, image: Image, place: StagePlace, session: Session): Promise<Stage> {
   const total = image.busybox.size + image.tarBytes;
-  const progress = op.ui.progress('upload', total);
-  op.roundTrips++;
-  const keeper = op.remote.start([
-    script('stage.sh', target.parent, target.mode, String(target.tmpfsBytes), String(image.busybox.size), image.busybox.sha256, String(image.tarBytes), image.sumsSha256),
+  const progress = ui.progress('upload', total);
+  const keeper = remote.start([
+    script('stage.sh', place.parent, place.mode, String(place.tmpfsBytes), String(image.busybox.size), image.busybox.sha256, String(image.tarBytes), image.sumsSha256),
   ]);
-  // Set before the upload finishes, so an interrupt at any point closes the keeper and cleans the host.
-  op.state.stage = { keeper, dir: '', imageDir: '' };
+  session.stage = { keeper, dir: '', imageDir: '' };
   const lines: string[] = [];
   const staged = new Promise<void>((resolve) =>
     keeper.onLine((line) => {
@@ -52,39 +59,41 @@ export async function stage(op: Operation): Promise<void> {
   const outcome = await Promise.race([staged.then(() => 'staged' as const), keeper.done.then(() => 'exited' as const)]);
   if (outcome === 'exited') {
     upload.destroy();
-    op.state.stage = undefined;
+    session.stage = undefined;
     const result = await keeper.done;
-    const facts = parseKeyValues(result.stdout);
+    const said = parseScriptOutput(result.stdout).errors.join('; ');
     throw new StageError(
-      `staging the image on the host failed: ${facts.stage_error ?? `the stage script exited with ${result.code}`}`,
-      facts.stage_error?.includes('corrupt')
+      `staging the image on the host failed: ${said || `the stage script exited with ${result.code}`}`,
+      said.includes('corrupt')
         ? 'The image or the connection corrupted the upload. Check the image (sha256sum -c SHA256SUMS inside it) and run again; the host was cleaned up.'
         : 'Nothing was changed on the host: the staging tmpfs was removed. Fix the cause above and run again.',
       result.stderr,
     );
   }
-  const facts = parseKeyValues(lines.join('\n'));
-  op.state.stage = { keeper, dir: facts.stage_dir, imageDir: facts.image_dir };
-  op.ui.info(`staged in a tmpfs at ${facts.stage_dir}; checksums verified on the host`);
+  const where = parseStaged(parseScriptOutput(lines.join('\n')));
+  const current: Stage = { keeper, ...where };
+  session.stage = current;
+  ui.info(`staged in a tmpfs at ${where.dir}; checksums verified on the host`);
+  return current;
 }
 
 /**
  * After kexec was triggered: ending the keeper is the acknowledgement that releases the trigger on the host
  * (scripts/kexec-run.sh). Its own exit status may never arrive (the kernel is replaced), so do not wait for it.
  */
-export function releaseStage(op: Operation): void {
-  const current = op.state.stage;
+export function releaseStage(session: Session): void {
+  const current = session.stage;
   if (!current) return;
-  op.state.stage = undefined;
+  session.stage = undefined;
   current.keeper.stdin.end();
   setTimeout(() => current.keeper.kill(), 15000).unref();
 }
 
 /** Ends the stage: the keeper sees EOF and unmounts the tmpfs. Waits (bounded) for it to report. */
-export async function unstage(op: Operation, timeoutMs = 15000): Promise<boolean> {
-  const current = op.state.stage;
+export async function unstage(session: Session, timeoutMs = 15000): Promise<boolean> {
+  const current = session.stage;
   if (!current) return true;
-  op.state.stage = undefined;
+  session.stage = undefined;
   current.keeper.stdin.end();
   const finished = await Promise.race([current.keeper.done.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
   if (!finished) current.keeper.kill();

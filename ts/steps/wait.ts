@@ -9,8 +9,9 @@
  */
 import { connect as tcpConnect } from 'node:net';
 import { EmergencyError, ExitCode, HostKeyChangedError } from '../errors.js';
-import type { Operation } from '../operation.js';
+import type { Remote } from '../remote.js';
 import { SSH_FAILED } from '../ssh.js';
+import type { Ui } from '../ui.js';
 
 const PROBE = 'cat /proc/sys/kernel/random/boot_id; cat /proc/cmdline';
 const PROBE_CONNECT_TIMEOUT_S = 3;
@@ -71,11 +72,26 @@ export function sshBanner(target: BannerTarget, timeoutMs: number): Promise<bool
 
 const sleepUntil = (at: number) => new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
 
-export async function waitForRescue(op: Operation): Promise<void> {
-  const oldBootId = op.state.facts!.boot_id;
-  const started = op.state.kexecTriggeredAt ?? Date.now();
-  const deadline = started + op.options.timeout * 1000;
-  const target = bannerTarget(await op.remote.sshConfig().catch(() => ''));
+/** What the wait needs: the old boot id, when the jump was triggered and how long to wait. */
+export interface WaitFor {
+  oldBootId: string;
+  triggeredAt: number;
+  timeoutSeconds: number;
+}
+
+/** The rescue system as the wait step verified it. */
+export interface RescueUp {
+  bootId: string;
+  /** Milliseconds from the trigger to the verified answer. */
+  answeredAfterMs: number;
+}
+
+/** Polls until the rescue system answers (new boot id, rescue marker, same host key); throws when it does not in time. */
+export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise<RescueUp> {
+  const destination = remote.destination;
+  const started = w.triggeredAt;
+  const deadline = started + w.timeoutSeconds * 1000;
+  const target = bannerTarget(await remote.sshConfig().catch(() => ''));
   let goneAt: number | undefined;
   let lastError = '';
   let lastProbe = Date.now();
@@ -88,29 +104,28 @@ export async function waitForRescue(op: Operation): Promise<void> {
       continue;
     }
     lastProbe = Date.now();
-    const result = await op.remote.probe('root', PROBE, PROBE_CONNECT_TIMEOUT_S);
+    const result = await remote.probe('root', PROBE, PROBE_CONNECT_TIMEOUT_S);
     if (result.code === 0) {
       const [bootId, cmdline = ''] = result.stdout.split('\n');
-      if (bootId.trim() !== oldBootId) {
+      if (bootId.trim() !== w.oldBootId) {
         if (!cmdline.split(/\s+/).includes('emergency.rescue=1')) {
           throw new EmergencyError(
-            `${op.options.destination} came back with a new boot, but not into the rescue system (cmdline: ${cmdline.trim()})`,
+            `${destination} came back with a new boot, but not into the rescue system (cmdline: ${cmdline.trim()})`,
             'kexec failed and the machine rebooted normally, or a watchdog reset it. Its host key is the old one; log in as usual and look at the kernel log.',
             ExitCode.NotBack,
           );
         }
-        op.state.rescueBootId = bootId.trim();
-        op.ui.info(
+        ui.info(
           `rescue system answers ${((Date.now() - started) / 1000).toFixed(1)} s after kexec` +
             (goneAt ? ` (old system gone after ${((goneAt - started) / 1000).toFixed(1)} s)` : ''),
         );
-        return;
+        return { bootId: bootId.trim(), answeredAfterMs: Date.now() - started };
       }
       // The old system still answers: whatever failed before did not mean it had gone.
       goneAt = undefined;
     } else if (result.code === SSH_FAILED) {
       if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed/i.test(result.stderr)) {
-        throw new HostKeyChangedError(op.options.destination, result.stderr.trim());
+        throw new HostKeyChangedError(destination, result.stderr.trim());
       }
       // The old system may refuse root logins (the operator came in through sudo): that is not "gone".
       if (!/Permission denied/i.test(result.stderr)) goneAt ??= Date.now();
@@ -119,7 +134,7 @@ export async function waitForRescue(op: Operation): Promise<void> {
     await sleepUntil(tick + POLL_MS);
   }
   throw new EmergencyError(
-    `the rescue system did not answer within ${op.options.timeout} s${lastError ? ` (last: ${lastError})` : ''}`,
+    `the rescue system did not answer within ${w.timeoutSeconds} s${lastError ? ` (last: ${lastError})` : ''}`,
     goneAt
       ? 'The old system is gone. Real hardware can take minutes to boot: try `ssh root@HOST` again in a while, then use the out-of-band console (IPMI/KVM).'
       : 'The old system still answers: kexec did not happen. Look at the kernel log on the host (dmesg).',

@@ -14,12 +14,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execFileSync } from 'node:child_process';
 import { ExitCode } from '../../errors.js';
-import type { Operation } from '../../operation.js';
 import { SshRemote } from '../../ssh.js';
 import { waitForRescue } from '../../steps/wait.js';
 import { listTar } from '../../tar.js';
 import { buildTestImage } from '../../test-image/build.js';
 import { runCli, startCli, targetArgs, type CliResult } from '../lib/cli.js';
+import { RecordingUi } from '../lib/fake-remote.js';
 import { hostSnapshot, waitForNoStage } from '../lib/host-snapshot.js';
 import { networkDifferences, parseNetworkState, READ_NETWORK } from '../lib/network-state.js';
 import { findInProcessTree, runCliInPty } from '../lib/pty.js';
@@ -290,10 +290,8 @@ describe('fault matrix on the default server: refusals, interrupts, then a rescu
     assert.match(result.stderr, /different SSH host key than before the rescue/);
     // The wait step polls with its own fresh connections: it must stop at the changed key, not wait it out.
     const remote = new SshRemote({ destination: '127.0.0.1', port: server.port, identity: server.keys.root, configFile: '/dev/null', options: ['IdentitiesOnly=yes', 'BatchMode=yes', `UserKnownHostsFile=${other}`, 'GlobalKnownHostsFile=/dev/null'] });
-    const quiet = { step: async <T>(_: string, fn: () => Promise<T>) => fn(), info() {}, warn() {}, out() {}, progress: () => () => {}, confirm: async () => false, password: async () => Buffer.alloc(0), interactive: () => false };
-    const op = { options: { destination: '127.0.0.1', timeout: 60 }, remote, ui: quiet, state: { facts: { boot_id: 'the-old-boot' }, kexecTriggeredAt: Date.now() }, roundTrips: 0 } as unknown as Operation;
     const started = Date.now();
-    await assert.rejects(waitForRescue(op), (e: { exitCode: number; message: string }) => e.exitCode === ExitCode.HostKeyChanged && /different SSH host key/.test(e.message));
+    await assert.rejects(waitForRescue(remote, new RecordingUi(), { oldBootId: 'the-old-boot', triggeredAt: Date.now(), timeoutSeconds: 60 }), (e: { exitCode: number; message: string }) => e.exitCode === ExitCode.HostKeyChanged && /different SSH host key/.test(e.message));
     assert.ok(Date.now() - started < 30_000, 'refused at the first answer, not after the timeout');
   });
 });

@@ -36,11 +36,11 @@ describe('parseNetworkCapture', () => {
     ['missing rt-tables', edited('static-ipv4', 'rt-tables', null), /no rt-tables section/],
     ['not JSON', edited('static-ipv4', 'ip-rule4', { body: 'Usage: ip rule' }), /ip-rule4 is not JSON/],
     ['not an array', edited('static-ipv4', 'ip-route4', { body: '{}' }), /ip-route4 is not a JSON array/],
-    ['route without dst', edited('static-ipv4', 'ip-route4', { body: '[{"dev":"eth0"}]' }), /ip-route4\[0\] has no string "dst"/],
-    ['link without name', edited('static-ipv4', 'ip-addr', { body: '[{"ifindex":1,"mtu":1,"link_type":"loopback","flags":[]}]' }), /ip-addr\[0\] has no string "ifname"/],
+    ['route without dst', edited('static-ipv4', 'ip-route4', { body: '[{"dev":"eth0"}]' }), /ip-route4\[0\] field "dst" is missing/],
+    ['link without name', edited('static-ipv4', 'ip-addr', { body: '[{"ifindex":1,"mtu":1,"link_type":"loopback","flags":[]}]' }), /ip-addr\[0\] field "ifname" is missing/],
     ['no loopback', edited('static-ipv4', 'ip-addr', { body: '[]' }), /no loopback interface/],
     ['IPv4 routes failed', edited('static-ipv4', 'ip-route4', { args: ['failed', '1'], body: 'boom' }), /ip-route4: ip failed with exit code 1/],
-    ['capture error', parseScriptOutput('@@emergency-section capture-error no-ip-json\n'), /capture failed on the host \(no-ip-json\)/],
+    ['capture error', parseScriptOutput('@@emergency-section capture-unavailable no-ip-json\n'), /capture failed on the host \(no-ip-json\)/],
   ];
   for (const [what, output, message] of broken) {
     test(`throws CaptureError naming the problem: ${what}`, () => {
@@ -63,8 +63,8 @@ describe('parseNetworkCapture', () => {
   test('captureNeedsImageIp: a capture error, or an ip that printed no JSON for some section', () => {
     const rows: [ScriptOutput, boolean][] = [
       [fixtureOutput('static-ipv4'), false],
-      [parseScriptOutput('@@emergency-section capture-error no-ip\n'), true],
-      [parseScriptOutput('@@emergency-section capture-error no-ip-json\n'), true],
+      [parseScriptOutput('@@emergency-section capture-unavailable no-ip\n'), true],
+      [parseScriptOutput('@@emergency-section capture-unavailable no-ip-json\n'), true],
       [edited('static-ipv4', 'ip-rule4', { body: 'Object "rule" is unknown' }), true],
       [edited('static-ipv4', 'ip-route4', { args: ['failed', '255'], body: 'Option "-j" is unknown' }), true],
       [edited('static-ipv4', 'ip-route6', null), true],
@@ -119,7 +119,7 @@ describe('capture-network.sh', () => {
       const oldIp = fake('old-ip', 'echo "Option \\"-j\\" is unknown, try \\"ip -help\\"." >&2; exit 255');
       for (const [args, reason] of [[[oldIp], 'no-ip-json'], [[join(dir, 'missing-ip')], 'no-ip']] as const) {
         const out = run(shell, ...args);
-        assert.deepEqual(out.sections.map((s) => [s.name, ...s.args]), [['capture-error', reason]]);
+        assert.deepEqual(out.sections.map((s) => [s.name, ...s.args]), [['capture-unavailable', reason]]);
         assert.equal(captureNeedsImageIp(out), true);
       }
     });

@@ -1,0 +1,97 @@
+/**
+ * The boundary of scripts/preflight.sh: its facts and sections, declared once. A new fact is one line here
+ * and one `fact` line in the script; a misspelt or forgotten one fails the parse with its name.
+ */
+import { z } from 'zod';
+import { ConnectionError } from '../errors.js';
+import type { ScriptOutput } from '../sections.js';
+import { count, flag, parseBoundary, ProtocolError } from './schema.js';
+
+const SCRIPT = 'preflight.sh';
+
+/** A number of kB from /proc/meminfo, or empty (0) when the kernel has no such line. */
+const countOrEmpty = z.string().regex(/^\d*$/, 'expected a number or nothing').transform((v) => (v === '' ? 0 : Number(v)));
+
+/** The key=value facts, as typed values. Keys are the script's own names, so both sides grep alike. */
+export const PreflightFactsSchema = z.strictObject({
+  preflight_format: z.literal('1'),
+  arch: z.string(),
+  kernel: z.string(),
+  uid: count,
+  hostname: z.string(),
+  boot_id: z.string().min(1),
+  /** `missing`: the kernel has no kexec at all. */
+  kexec_load_disabled: z.enum(['0', '1', 'missing']),
+  lockdown: z.string(),
+  secure_boot: z.string(),
+  container: z.string(),
+  virt: z.string(),
+  /** Empty (0) on a kernel without that line: the memory check refuses with the reason. */
+  mem_total_kb: countOrEmpty,
+  mem_available_kb: countOrEmpty,
+  /** Where the staging tmpfs goes; empty when nowhere. */
+  stage_parent: z.string(),
+  stage_mode: z.enum(['mkdir', 'over', '']),
+  has_tmpfs: flag,
+  has_mount: flag,
+  has_umount: flag,
+  has_dd: flag,
+  /** GNU head copies bytes exactly; busybox head reads ahead. */
+  head_gnu: flag,
+});
+
+export type PreflightFacts = z.output<typeof PreflightFactsSchema>;
+
+/** A host key as preflight found it (public half only: the private key is never read by preflight). */
+export interface HostKey {
+  path: string;
+  present: boolean;
+  pub: string;
+}
+
+/** One authorized_keys file of a user whose keys root accepts in the rescue system. */
+export interface AuthorizedKeysFile {
+  user: string;
+  file: string;
+  content: string;
+}
+
+/** Everything preflight.sh reported. */
+export interface PreflightReport {
+  facts: PreflightFacts;
+  hostKeys: HostKey[];
+  authorizedKeys: AuthorizedKeysFile[];
+  /** authorized_keys files that exist but could not be read. */
+  unreadable: { user: string; file: string }[];
+}
+
+/** The sections preflight.sh prints, with how many arguments each takes (the rest of the line for the last). */
+const SECTIONS = {
+  'host-key': 2,
+  'authorized-keys': 2,
+  unreadable: 2,
+  'preflight-end': 0,
+} as const;
+
+/** Parses preflight.sh's part of the output (other scripts' sections in the same run are left to them). */
+export function parsePreflight(output: ScriptOutput, otherSections: readonly string[] = []): PreflightReport {
+  if (!output.sections.some((s) => s.name === 'preflight-end')) {
+    throw new ConnectionError('the preflight output from the host was cut short', 'Run again; if it repeats, run with --debug and report the output.');
+  }
+  const facts = parseBoundary(SCRIPT, PreflightFactsSchema, output.facts);
+  const problems: string[] = [];
+  for (const s of output.sections) {
+    if (otherSections.includes(s.name)) continue;
+    const args = SECTIONS[s.name as keyof typeof SECTIONS];
+    if (args === undefined) problems.push(`unexpected section "${s.name}"`);
+    else if (s.args.length < args) problems.push(`section "${s.name}" has ${s.args.length} of ${args} arguments`);
+  }
+  if (problems.length) throw new ProtocolError(SCRIPT, problems);
+  const named = (name: keyof typeof SECTIONS) => output.sections.filter((s) => s.name === name);
+  return {
+    facts,
+    hostKeys: named('host-key').map((s) => ({ path: s.args[0], present: s.args[1] === 'present', pub: s.body.trim() })),
+    authorizedKeys: named('authorized-keys').map((s) => ({ user: s.args[0], file: s.args.slice(1).join(' '), content: s.body })),
+    unreadable: named('unreadable').map((s) => ({ user: s.args[0], file: s.args.slice(1).join(' ') })),
+  };
+}
