@@ -14,10 +14,17 @@ import { SSH_FAILED } from '../ssh.js';
 import type { Ui } from '../ui.js';
 
 const PROBE = 'cat /proc/sys/kernel/random/boot_id; cat /proc/cmdline';
-const PROBE_CONNECT_TIMEOUT_S = 3;
+// The banner check already saw sshd: a slow rescue system may need longer than a LAN host to authenticate.
+const PROBE_CONNECT_TIMEOUT_S = 5;
 /** Between banner checks, and between full probes while the old system still answers. */
 const POLL_MS = 250;
-const BANNER_TIMEOUT_MS = 1000;
+/**
+ * How long one banner check waits once connected. Closing sooner does not help: sshd forks (and re-executes) a
+ * child per connection, which lives on after we hang up, and on a slow rescue system (measured: QEMU TCG on a
+ * loaded host) such leftovers pass MaxStartups (10), after which sshd drops new connections at random and the
+ * rescue is never noticed. A banner normally arrives in milliseconds, so a longer wait costs nothing then.
+ */
+const BANNER_TIMEOUT_MS = 5000;
 /** A full probe runs at least this often even without a banner: a firewall may let ssh through but not us. */
 const PROBE_ANYWAY_MS = 15_000;
 
