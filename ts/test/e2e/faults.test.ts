@@ -4,11 +4,14 @@
  * exit code and that the host is exactly as it was found (mounts, staging places, kexec state, boot, network).
  * docs/fault-matrix.md is the same matrix as a table.
  *
- * One `describe` per server; on the shared default server the refusals run first and the rescue last.
+ * The matrix is the table FAULTS below, one row per fault: the server it runs on, the CLI's arguments and how it
+ * is run, the exit code and the messages expected, and what must be true of the host afterwards. Rows that share
+ * a server run on one boot of it, in table order (on the default server the refusals first and the rescue last,
+ * because a rescue replaces the system). A new fault is one row; a new kind of server is one ServerSpec.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, closeSync, readSync, writeSync, existsSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -25,7 +28,8 @@ import { networkDifferences, parseNetworkState, READ_NETWORK } from '../lib/netw
 import { findInProcessTree, runCliInPty } from '../lib/pty.js';
 import { freePort } from '../lib/qemu.js';
 import { defaultScenario, qemuAvailable, startServer, type TestServer } from '../lib/server.js';
-import { knownHostsLines, makeKey, type KeyPair } from '../lib/ssh.js';
+import type { ServerScenario } from '../lib/server-scenario.js';
+import { knownHostsLines, makeKey } from '../lib/ssh.js';
 
 const skip = (await qemuAvailable()) ? false : 'needs qemu-system-x86_64 (installed by .ci/run)';
 
@@ -95,312 +99,410 @@ function closeLeftoverMasters(cliTmp: string): number {
   return closed;
 }
 
-describe('fault matrix without a server', () => {
-  it('unreachable host: nothing listens on the port → exit 3, says it cannot reach sshd', async () => {
-    const work = mkdtempSync(join(tmpdir(), 'emergency-faults-'));
-    try {
-      const key = await makeKey(join(work, 'id'), 'ed25519', 'nobody@test');
-      writeFileSync(join(work, 'known_hosts'), '');
-      const image = await buildTestImage();
-      const result = await runCli(['--yes', '--image', image, ...sshTarget(await freePort(), 'root', key.path, join(work, 'known_hosts'))]);
-      assert.equal(result.code, ExitCode.Connection, why(result));
-      assert.match(result.stderr, /cannot reach sshd on root@127\.0\.0\.1/);
-      assert.match(result.stderr, /fix: /, 'the refusal says what to do');
-    } finally {
-      rmSync(work, { recursive: true, force: true });
-    }
-  });
-});
+/** A QEMU test server that rows run on: booted once for all of them. */
+interface ServerSpec {
+  /** The describe's title. */
+  title: string;
+  scenario: () => ServerScenario;
+  /** Users who log in and try sudo once before any row, so sshd's and sudo's own bookkeeping exists before a snapshot. */
+  warmUp?: string[];
+  timeoutMs: number;
+}
 
-describe('fault matrix on the default server: refusals, interrupts, then a rescue through password sudo (needs QEMU)', { skip, timeout: 600_000 }, () => {
-  const password = randomBytes(12).toString('hex');
-  const nosudoPassword = randomBytes(12).toString('hex');
-  let image: string;
-  let server: TestServer;
-  let work: string;
-  let cliTmp: string;
-  let strangerKey: KeyPair;
-  let otherHostKeys: KeyPair[];
+/** What a row's functions get: the image, the booted server and a private directory for files. */
+interface FaultContext {
+  image: string;
+  server: TestServer;
+  work: string;
+  /** TMPDIR for CLI runs whose ssh ControlMaster is checked afterwards. */
+  cliTmp: string;
+  /** A local port nothing listens on. */
+  closedPort: number;
+}
 
-  before(async () => {
-    image = await buildTestImage();
-    work = mkdtempSync(join(tmpdir(), 'emergency-faults-'));
-    cliTmp = join(work, 'cli-tmp');
-    execFileSync('mkdir', [cliTmp]);
-    strangerKey = await makeKey(join(work, 'stranger'), 'ed25519', 'stranger@test');
-    otherHostKeys = [await makeKey(join(work, 'other_ed25519'), 'ed25519', 'other'), await makeKey(join(work, 'other_ecdsa'), 'ecdsa', 'other')];
+/** One fault of the matrix (docs/fault-matrix.md has the same rows as a table). */
+interface FaultRow {
+  /** The test's name: fault → outcome. */
+  name: string;
+  /** The server it runs on; none for a fault that needs no server. */
+  on?: ServerSpec;
+  /** Checks that the fault is in place, before the run. */
+  precondition?: (ctx: FaultContext) => Promise<void>;
+  /** The CLI's arguments; default `--yes --image IMAGE`, as admin on the server. */
+  args?: (ctx: FaultContext) => string[];
+  /** How the CLI runs; default runCli. Terminal runs put what the terminal showed in `stderr`. */
+  run?: (ctx: FaultContext, args: string[]) => Promise<CliResult>;
+  /** The expected exit code. */
+  exit: number;
+  /** Patterns the CLI's stderr must match. */
+  says?: RegExp[];
+  /** Patterns it must not match. */
+  saysNot?: RegExp[];
+  /**
+   * unchanged: a host snapshot before and after are equal and no stage is left (the run happens in between);
+   * rescued: a new boot runs the rescue system and every address, route and nameserver is back by MAC;
+   * unchecked: the row's `check` says what holds.
+   */
+  host: 'unchanged' | 'rescued' | 'unchecked';
+  /** More assertions after the run and the host check. */
+  check?: (ctx: FaultContext, result: CliResult) => Promise<void>;
+}
+
+const PASSWORD = randomBytes(12).toString('hex');
+const NOSUDO_PASSWORD = randomBytes(12).toString('hex');
+/** Rescues take longer than refusals: the CLI waits for the rescue system, under TCG. */
+const RESCUE_TIMEOUT = { args: ['--timeout', '240'], ms: 400_000 };
+
+const withFaults = (faults: ServerScenario['faults'], change: (s: ServerScenario) => void = () => {}) => () => {
+  const scenario = defaultScenario();
+  scenario.faults = faults;
+  change(scenario);
+  return scenario;
+};
+
+const DEFAULT_SERVER: ServerSpec = {
+  title: 'fault matrix on the default server: refusals, interrupts, then a rescue through password sudo (needs QEMU)',
+  scenario: () => {
     const scenario = defaultScenario();
     scenario.users.push(
-      { name: 'pw', uid: 1001, groups: ['sudo'], sudo: { kind: 'password', password } },
-      { name: 'nosudo', uid: 1002, groups: [], sudo: { kind: 'none' }, password: nosudoPassword },
+      { name: 'pw', uid: 1001, groups: ['sudo'], sudo: { kind: 'password', password: PASSWORD } },
+      { name: 'nosudo', uid: 1002, groups: [], sudo: { kind: 'none' }, password: NOSUDO_PASSWORD },
     );
-    server = await startServer(scenario);
-    // First logins and sudo attempts, so that sshd's and sudo's own bookkeeping exists before any snapshot.
-    for (const user of ['admin', 'pw', 'nosudo']) await server.ssh(user, 'sudo -n true');
-  });
-  after(async () => {
-    if (cliTmp && existsSync(cliTmp)) closeLeftoverMasters(cliTmp);
-    await server?.stop();
-    if (work) rmSync(work, { recursive: true, force: true });
-  });
+    return scenario;
+  },
+  warmUp: ['admin', 'pw', 'nosudo'],
+  timeoutMs: 600_000,
+};
+const KEXEC_DISABLED_LOW_MEMORY: ServerSpec = {
+  title: 'fault matrix: kexec disabled and too little memory on one server (needs QEMU)',
+  scenario: withFaults({ kexecDisabled: true }, (s) => (s.memoryMiB = 200)),
+  warmUp: ['admin'],
+  timeoutMs: 300_000,
+};
+const READ_ONLY_ROOT: ServerSpec = {
+  title: 'fault matrix: read-only root, no /nix, no writable /tmp — rescue succeeds (needs QEMU)',
+  scenario: withFaults({ readOnlyRoot: true }),
+  timeoutMs: 400_000,
+};
+const NO_WRITABLE_TMPFS_DIRS: ServerSpec = {
+  title: 'fault matrix: nothing writable for a tmpfs dir — stages over an existing directory (needs QEMU)',
+  scenario: withFaults({ noWritableTmpfsDirs: true }),
+  timeoutMs: 400_000,
+};
+const NO_TOOLS: ServerSpec = {
+  title: 'fault matrix: no iproute2, tar, cpio or gzip on the host — rescue succeeds (needs QEMU)',
+  scenario: withFaults({ removeTools: ['ip', 'tar', 'cpio', 'gzip'] }),
+  timeoutMs: 400_000,
+};
 
-  /** Runs `fn` (a refused run) between two snapshots of the host and asserts they are equal. */
-  async function unchanged(fn: () => Promise<void>): Promise<void> {
-    const before = await hostSnapshot(server);
-    await fn();
-    assert.equal(await waitForNoStage(server, 1), '', 'no tmpfs, stage dir or keeper is left');
-    assert.equal(await hostSnapshot(server), before, 'mounts, staging places, kexec state, boot and network are exactly as before');
-  }
+/** A run on a pty that types `secret` at `prompt`; its terminal text becomes `stderr`, and it answered once. */
+async function onTerminal(args: string[], opts: Parameters<typeof runCliInPty>[1]): Promise<CliResult> {
+  const result = await runCliInPty(args, opts);
+  assert.equal(result.answered, 1, `the prompt was answered once:\n${result.stdout}`);
+  return { ...result, stderr: result.stdout };
+}
 
-  it('wrong key or unknown user: ssh refuses the login → exit 3, host unchanged', async () => {
-    await unchanged(async () => {
-      for (const [user, key] of [['admin', strangerKey.path], ['ghost', server.keys.admin]]) {
-        const result = await runCli(['--yes', '--image', image, ...sshTarget(server.port, user, key, server.knownHostsFile)]);
-        assert.equal(result.code, ExitCode.Connection, why(result));
-        assert.match(result.stderr, new RegExp(`${user}@127\\.0\\.0\\.1 refused the login`));
-        assert.match(result.stderr, /fix: Check the user/);
-      }
-    });
-  });
+/** Starts the CLI, waits until the host is unpacking the tar into our tmpfs, then signals the CLI. */
+async function interruptUpload(ctx: FaultContext, args: string[], signal: NodeJS.Signals, group: boolean): Promise<CliResult> {
+  const watch = ctx.server.ssh('root', WAIT_FOR_EXTRACTING, { timeoutMs: 90_000 });
+  const cli = startCli(args, { env: { ...process.env, TMPDIR: ctx.cliTmp } });
+  const seen = await watch;
+  assert.match(seen.stdout, /^extracting \/run\/emergency\.\d+$/m, `the upload began: ${seen.stdout}${seen.stderr}`);
+  cli.signal(signal, { group });
+  return cli.done;
+}
 
-  it('host key not in known_hosts → exit 3, never accepted', async () => {
-    const empty = join(work, 'known_hosts.empty');
-    writeFileSync(empty, '');
-    await unchanged(async () => {
-      const result = await runCli(['--yes', '--image', image, ...sshTarget(server.port, 'admin', server.keys.admin, empty)]);
-      assert.equal(result.code, ExitCode.Connection, why(result));
-      assert.match(result.stderr, /host key of admin@127\.0\.0\.1 is not in your known_hosts/);
-    });
-  });
+// Ctrl-C at a terminal signals the whole process group (the CLI and its ssh clients); `kill -INT PID` only the
+// CLI, whose own handler must then end the keeper's stdin. Both must leave the host clean before the CLI exits
+// (the `unchanged` check looks right after the exit).
+const sigintRow = (group: boolean): FaultRow => ({
+  name: `${group ? 'Ctrl-C (SIGINT to the process group)' : 'SIGINT to the CLI alone'} during the upload → exit 130, the staging tmpfs is gone at once`,
+  on: DEFAULT_SERVER,
+  run: (ctx, args) => interruptUpload(ctx, args, 'SIGINT', group),
+  exit: ExitCode.Interrupted,
+  says: [/interrupted: removing the staged image/],
+  saysNot: [/✓ stage/],
+  host: 'unchanged',
+  check: async (ctx) => assert.equal(closeLeftoverMasters(ctx.cliTmp), 0, 'the CLI closed its ssh connection'),
+});
 
-  it('host presents a different host key than known_hosts holds → exit 8 with an explanation, host unchanged', async () => {
-    const other = join(work, 'known_hosts.other');
-    writeFileSync(other, knownHostsLines(server.port, otherHostKeys.map((k) => k.publicKey)));
-    await unchanged(async () => {
-      const result = await runCli(['--yes', '--image', image, ...sshTarget(server.port, 'admin', server.keys.admin, other)]);
-      assert.equal(result.code, ExitCode.HostKeyChanged, why(result));
-      assert.match(result.stderr, /answered with a different SSH host key/);
-      assert.match(result.stderr, /Do not log in/);
-    });
-  });
+/** A rescue that must succeed on a server whose fault makes it harder. */
+const rescueRow = (name: string, on: ServerSpec, says: RegExp[], precondition?: FaultRow['precondition']): FaultRow => ({
+  name,
+  on,
+  precondition,
+  args: (ctx) => ['--yes', ...RESCUE_TIMEOUT.args, '--image', ctx.image, ...targetArgs(ctx.server, 'admin')],
+  run: (_, args) => runCli(args, { timeoutMs: RESCUE_TIMEOUT.ms }),
+  exit: ExitCode.Ok,
+  says,
+  host: 'rescued',
+});
 
-  it('user without sudo rights → exit 4 before anything changes, with and without a terminal', async () => {
-    await unchanged(async () => {
-      // No terminal (own session, as under cron): sudo -n wants a password and nobody can type it.
-      const headless = await startCli(['--yes', '--image', image, ...targetArgs(server, 'nosudo')]).done;
-      assert.equal(headless.code, ExitCode.Refused, why(headless));
-      assert.match(headless.stderr, /nosudo cannot become root on nosudo@127\.0\.0\.1 without a password/);
-      // At a terminal: the right login password is typed, and sudo still says no.
-      const typed = await runCliInPty(['--yes', '--image', image, ...targetArgs(server, 'nosudo')], { prompt: /password for nosudo@/, secret: nosudoPassword });
-      assert.equal(typed.answered, 1, `the password prompt was answered once:\n${typed.stdout}`);
-      assert.equal(typed.code, ExitCode.Refused, why({ ...typed, stderr: typed.stdout }));
-      assert.match(typed.stdout, /nosudo cannot become root on nosudo@127\.0\.0\.1: no sudo or doas rights/);
-      assert.ok(!typed.stdout.includes(nosudoPassword) && !typed.stderr.includes(nosudoPassword), 'the password is not echoed or printed');
-    });
-  });
+/** The fault matrix. */
+const FAULTS: FaultRow[] = [
+  {
+    name: 'unreachable host: nothing listens on the port → exit 3, says it cannot reach sshd',
+    args: (ctx) => {
+      writeFileSync(join(ctx.work, 'known_hosts'), '');
+      return ['--yes', '--image', ctx.image, ...sshTarget(ctx.closedPort, 'root', join(ctx.work, 'stranger'), join(ctx.work, 'known_hosts'))];
+    },
+    exit: ExitCode.Connection,
+    says: [/cannot reach sshd on root@127\.0\.0\.1/, /fix: /],
+    host: 'unchecked',
+  },
 
-  it('corrupted image: the host refuses it by its checksums → exit 5, host unchanged', async () => {
-    const corrupt = await corruptImage(image, work);
-    await unchanged(async () => {
-      const result = await runCli(['--yes', '--image', corrupt, ...targetArgs(server, 'admin')]);
-      assert.equal(result.code, ExitCode.StageFailed, why(result, server));
-      assert.match(result.stderr, /image checksums do not match: the upload was corrupted/);
-      assert.doesNotMatch(result.stderr, /✓ stage/);
-    });
-  });
-
-  it('declined at the confirmation (n typed on a terminal) → exit 6 after staging, the staged image removed, host unchanged', async () => {
-    await unchanged(async () => {
-      const declined = await runCliInPty(['--image', image, ...targetArgs(server, 'admin')], { prompt: /\[y\/N\]/, secret: 'n', visible: true });
-      assert.equal(declined.answered, 1, `the question was asked once:\n${declined.stdout}`);
-      assert.equal(declined.code, ExitCode.Declined, why({ ...declined, stderr: declined.stdout }));
-      assert.match(declined.stdout, /✓ stage/, 'the question comes after staging, right before the point of no return');
-      assert.match(declined.stdout, /found by MAC 52:54:00:12:34:01/, 'the question shows what will be restored');
-      assert.match(declined.stdout, /declined: nothing was changed on the host/);
-    });
-  });
-
-  // Ctrl-C at a terminal signals the whole process group (the CLI and its ssh clients); `kill -INT PID` only the
-  // CLI, whose own handler must then end the keeper's stdin. Both must leave the host clean before the CLI exits.
-  for (const group of [true, false]) {
-    it(`${group ? 'Ctrl-C (SIGINT to the process group)' : 'SIGINT to the CLI alone'} during the upload → exit 130, the staging tmpfs is gone at once`, async () => {
-      await unchanged(async () => {
-        const watch = server.ssh('root', WAIT_FOR_EXTRACTING, { timeoutMs: 90_000 });
-        const cli = startCli(['--yes', '--image', image, ...targetArgs(server, 'admin')], { env: { ...process.env, TMPDIR: cliTmp } });
-        const seen = await watch;
-        assert.match(seen.stdout, /^extracting \/run\/emergency\.\d+$/m, `the upload began: ${seen.stdout}${seen.stderr}`);
-        cli.signal('SIGINT', { group });
-        const result = await cli.done;
-        assert.equal(result.code, ExitCode.Interrupted, why(result, server));
-        assert.doesNotMatch(result.stderr, /✓ stage/, 'interrupted during the stage step');
-        assert.match(result.stderr, /interrupted: removing the staged image/);
-        // "130: the staged image was removed" holds when the CLI exits, not some time later.
-        assert.equal(await waitForNoStage(server, 1), '', 'no tmpfs, stage dir or keeper is left when the CLI has exited');
-      });
-      assert.equal(closeLeftoverMasters(cliTmp), 0, 'the CLI closed its ssh connection');
-    });
-  }
-
-  it('connection killed mid-upload (SIGKILL of the CLI) → the host-side keeper removes the tmpfs', async () => {
-    await unchanged(async () => {
-      const watch = server.ssh('root', WAIT_FOR_EXTRACTING, { timeoutMs: 90_000 });
-      const cli = startCli(['--yes', '--image', image, ...targetArgs(server, 'admin')], { env: { ...process.env, TMPDIR: cliTmp } });
-      const seen = await watch;
-      assert.match(seen.stdout, /^extracting \/run\/emergency\.\d+$/m, `the upload began: ${seen.stdout}${seen.stderr}`);
-      cli.signal('SIGKILL');
-      const result = await cli.done;
-      assert.equal(result.code, 128 + 9, 'the CLI was killed');
-      assert.doesNotMatch(result.stderr, /✓ stage/, 'killed during the stage step');
+  {
+    name: 'wrong key: ssh refuses the login → exit 3, host unchanged',
+    on: DEFAULT_SERVER,
+    args: (ctx) => ['--yes', '--image', ctx.image, ...sshTarget(ctx.server.port, 'admin', join(ctx.work, 'stranger'), ctx.server.knownHostsFile)],
+    exit: ExitCode.Connection,
+    says: [/admin@127\.0\.0\.1 refused the login/, /fix: Check the user/],
+    host: 'unchanged',
+  },
+  {
+    name: 'unknown user: ssh refuses the login → exit 3, host unchanged',
+    on: DEFAULT_SERVER,
+    args: (ctx) => ['--yes', '--image', ctx.image, ...sshTarget(ctx.server.port, 'ghost', ctx.server.keys.admin, ctx.server.knownHostsFile)],
+    exit: ExitCode.Connection,
+    says: [/ghost@127\.0\.0\.1 refused the login/, /fix: Check the user/],
+    host: 'unchanged',
+  },
+  {
+    name: 'host key not in known_hosts → exit 3, never accepted',
+    on: DEFAULT_SERVER,
+    args: (ctx) => {
+      writeFileSync(join(ctx.work, 'known_hosts.empty'), '');
+      return ['--yes', '--image', ctx.image, ...sshTarget(ctx.server.port, 'admin', ctx.server.keys.admin, join(ctx.work, 'known_hosts.empty'))];
+    },
+    exit: ExitCode.Connection,
+    says: [/host key of admin@127\.0\.0\.1 is not in your known_hosts/],
+    host: 'unchanged',
+  },
+  {
+    name: 'host presents a different host key than known_hosts holds → exit 8 with an explanation, host unchanged',
+    on: DEFAULT_SERVER,
+    args: (ctx) => ['--yes', '--image', ctx.image, ...sshTarget(ctx.server.port, 'admin', ctx.server.keys.admin, otherHostKnownHosts(ctx))],
+    exit: ExitCode.HostKeyChanged,
+    says: [/answered with a different SSH host key/, /Do not log in/],
+    host: 'unchanged',
+  },
+  {
+    // No terminal (own session, as under cron): sudo -n wants a password and nobody can type it.
+    name: 'user without sudo rights, no terminal → exit 4 before anything changes',
+    on: DEFAULT_SERVER,
+    args: (ctx) => ['--yes', '--image', ctx.image, ...targetArgs(ctx.server, 'nosudo')],
+    run: (_, args) => startCli(args).done,
+    exit: ExitCode.Refused,
+    says: [/nosudo cannot become root on nosudo@127\.0\.0\.1 without a password/],
+    host: 'unchanged',
+  },
+  {
+    // At a terminal: the right login password is typed, and sudo still says no.
+    name: 'user without sudo rights, at a terminal → exit 4 before anything changes, the password never shown',
+    on: DEFAULT_SERVER,
+    args: (ctx) => ['--yes', '--image', ctx.image, ...targetArgs(ctx.server, 'nosudo')],
+    run: (_, args) => onTerminal(args, { prompt: /password for nosudo@/, secret: NOSUDO_PASSWORD }),
+    exit: ExitCode.Refused,
+    says: [/nosudo cannot become root on nosudo@127\.0\.0\.1: no sudo or doas rights/],
+    host: 'unchanged',
+    check: async (_, result) => assert.ok(!result.stdout.includes(NOSUDO_PASSWORD) && !result.stderr.includes(NOSUDO_PASSWORD), 'the password is not echoed or printed'),
+  },
+  {
+    name: 'corrupted image: the host refuses it by its checksums → exit 5, host unchanged',
+    on: DEFAULT_SERVER,
+    args: (ctx) => ['--yes', '--image', join(ctx.work, 'corrupt.tar'), ...targetArgs(ctx.server, 'admin')],
+    run: async (ctx, args) => {
+      await corruptImage(ctx.image, ctx.work);
+      return runCli(args);
+    },
+    exit: ExitCode.StageFailed,
+    says: [/image checksums do not match: the upload was corrupted/],
+    saysNot: [/✓ stage/],
+    host: 'unchanged',
+  },
+  {
+    name: 'declined at the confirmation (n typed on a terminal) → exit 6 after staging, the staged image removed, host unchanged',
+    on: DEFAULT_SERVER,
+    args: (ctx) => ['--image', ctx.image, ...targetArgs(ctx.server, 'admin')],
+    run: (_, args) => onTerminal(args, { prompt: /\[y\/N\]/, secret: 'n', visible: true }),
+    exit: ExitCode.Declined,
+    // The question comes after staging, right before the point of no return, and shows what will be restored.
+    says: [/✓ stage/, /found by MAC 52:54:00:12:34:01/, /declined: nothing was changed on the host/],
+    host: 'unchanged',
+  },
+  sigintRow(true),
+  sigintRow(false),
+  {
+    name: 'connection killed mid-upload (SIGKILL of the CLI) → the host-side keeper removes the tmpfs',
+    on: DEFAULT_SERVER,
+    run: async (ctx, args) => {
+      const result = await interruptUpload(ctx, args, 'SIGKILL', false);
       // Nobody on our side cleans up now: the keeper sees its stdin end and unmounts by itself.
-      assert.equal(await waitForNoStage(server, 30_000), '', 'the keeper removed the tmpfs and the stage dir');
-    });
-    // A killed CLI cannot close its ControlMaster (ControlPersist): its detached watchdog does, within seconds.
-    const deadline = Date.now() + 10_000;
-    const masters = () => readdirSync(cliTmp).filter((d) => d.startsWith('emergency-ssh-'));
-    while (masters().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
-    assert.deepEqual(masters(), [], 'the watchdog closed the ControlMaster and removed its directory');
-  });
+      assert.equal(await waitForNoStage(ctx.server, 30_000), '', 'the keeper removed the tmpfs and the stage dir');
+      return result;
+    },
+    exit: 128 + 9,
+    saysNot: [/✓ stage/],
+    host: 'unchanged',
+    check: async (ctx) => {
+      // A killed CLI cannot close its ControlMaster (ControlPersist): its detached watchdog does, within seconds.
+      const deadline = Date.now() + 10_000;
+      const masters = () => readdirSync(ctx.cliTmp).filter((d) => d.startsWith('emergency-ssh-'));
+      while (masters().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      assert.deepEqual(masters(), [], 'the watchdog closed the ControlMaster and removed its directory');
+    },
+  },
+  {
+    name: 'rerun after the kill: rescue through a sudo user whose password is typed on a terminal; it never shows in output, argv or environment',
+    on: DEFAULT_SERVER,
+    args: (ctx) => ['--yes', ...RESCUE_TIMEOUT.args, '--image', ctx.image, ...targetArgs(ctx.server, 'pw')],
+    run: async (_, args) => {
+      const leaks = new Set<string>();
+      let scan: NodeJS.Timeout | undefined;
+      const result = await onTerminal(args, {
+        prompt: /\[sudo\] password for pw@/,
+        secret: PASSWORD,
+        timeoutMs: RESCUE_TIMEOUT.ms,
+        onStart: (pid) => {
+          scan = setInterval(() => findInProcessTree(pid, PASSWORD).forEach((h) => leaks.add(h)), 100);
+        },
+      });
+      clearInterval(scan);
+      assert.deepEqual([...leaks], [], 'the password is in no argv or environment of the CLI or its children');
+      return result;
+    },
+    exit: ExitCode.Ok,
+    says: ['connect', 'preflight', 'stage', 'kexec', 'wait'].map((step) => new RegExp(`✓ ${step} `)),
+    saysNot: [/PRIVATE KEY/],
+    host: 'rescued',
+    check: async (_, result) => assert.ok(!result.stdout.includes(PASSWORD) && !result.stderr.includes(PASSWORD), 'the password appears in no output'),
+  },
+  {
+    name: 'the rescued host with a changed host key: connect refuses (exit 8), and so does the wait step',
+    on: DEFAULT_SERVER,
+    args: (ctx) => ['--yes', '--image', ctx.image, ...sshTarget(ctx.server.port, 'root', ctx.server.keys.root, otherHostKnownHosts(ctx))],
+    exit: ExitCode.HostKeyChanged,
+    says: [/different SSH host key than before the rescue/],
+    host: 'unchecked',
+    check: async (ctx) => {
+      // The wait step polls with its own fresh connections: it must stop at the changed key, not wait it out.
+      const other = otherHostKnownHosts(ctx);
+      const remote = new SshRemote({ destination: '127.0.0.1', port: ctx.server.port, identity: ctx.server.keys.root, configFile: '/dev/null', options: ['IdentitiesOnly=yes', 'BatchMode=yes', `UserKnownHostsFile=${other}`, 'GlobalKnownHostsFile=/dev/null'] });
+      const started = Date.now();
+      await assert.rejects(waitForRescue(remote, new RecordingUi(), { oldBootId: 'the-old-boot', triggeredAt: Date.now(), timeoutSeconds: 60 }), (e: { exitCode: number; message: string }) => e.exitCode === ExitCode.HostKeyChanged && /different SSH host key/.test(e.message));
+      assert.ok(Date.now() - started < 30_000, 'refused at the first answer, not after the timeout');
+    },
+  },
 
-  it('rerun after the kill: rescue through a sudo user whose password is typed on a terminal; it never shows in output, argv or environment', async () => {
-    const oldBoot = (await server.ssh('root', 'cat /proc/sys/kernel/random/boot_id')).stdout.trim();
-    const leaks = new Set<string>();
-    let scan: NodeJS.Timeout | undefined;
-    const result = await runCliInPty(['--yes', '--timeout', '240', '--image', image, ...targetArgs(server, 'pw')], {
-      prompt: /\[sudo\] password for pw@/,
-      secret: password,
-      timeoutMs: 400_000,
-      onStart: (pid) => {
-        scan = setInterval(() => findInProcessTree(pid, password).forEach((h) => leaks.add(h)), 100);
-      },
-    });
-    clearInterval(scan);
-    assert.equal(result.answered, 1, 'asked for the password once');
-    await assertRescued(server, oldBoot, { ...result, stderr: result.stdout });
-    for (const step of ['connect', 'preflight', 'stage', 'kexec', 'wait']) assert.match(result.stdout, new RegExp(`✓ ${step} `));
-    assert.ok(!result.stdout.includes(password) && !result.stderr.includes(password), 'the password appears in no output');
-    assert.doesNotMatch(result.stdout, /PRIVATE KEY/, 'no private host key material reaches the terminal');
-    assert.deepEqual([...leaks], [], 'the password is in no argv or environment of the CLI or its children');
-  });
+  {
+    name: 'refuses with exit 4 and reports both problems in one run, with the memory arithmetic; host unchanged',
+    on: KEXEC_DISABLED_LOW_MEMORY,
+    exit: ExitCode.Refused,
+    says: [
+      /refused, nothing was changed on the host \(\d+ problems\)/,
+      /kexec is disabled on this kernel \(kernel\.kexec_load_disabled=1\)/,
+      /the host has \d+ MiB of RAM, the rescue system needs \d+ MiB|too little free memory: \d+ MiB available, \d+ MiB needed/,
+      /before kexec: staged files \d+ MiB \+ kexec segments|rescue system needs \d+ MiB/,
+    ],
+    saysNot: [/» stage/],
+    host: 'unchanged',
+  },
 
-  it('the rescued host with a changed host key: connect refuses (exit 8), and so does the wait step', async () => {
-    const other = join(work, 'known_hosts.other');
-    writeFileSync(other, knownHostsLines(server.port, otherHostKeys.map((k) => k.publicKey)));
-    const result = await runCli(['--yes', '--image', image, ...sshTarget(server.port, 'root', server.keys.root, other)]);
-    assert.equal(result.code, ExitCode.HostKeyChanged, why(result));
-    assert.match(result.stderr, /different SSH host key than before the rescue/);
-    // The wait step polls with its own fresh connections: it must stop at the changed key, not wait it out.
-    const remote = new SshRemote({ destination: '127.0.0.1', port: server.port, identity: server.keys.root, configFile: '/dev/null', options: ['IdentitiesOnly=yes', 'BatchMode=yes', `UserKnownHostsFile=${other}`, 'GlobalKnownHostsFile=/dev/null'] });
-    const started = Date.now();
-    await assert.rejects(waitForRescue(remote, new RecordingUi(), { oldBootId: 'the-old-boot', triggeredAt: Date.now(), timeoutSeconds: 60 }), (e: { exitCode: number; message: string }) => e.exitCode === ExitCode.HostKeyChanged && /different SSH host key/.test(e.message));
-    assert.ok(Date.now() - started < 30_000, 'refused at the first answer, not after the timeout');
-  });
-});
-
-describe('fault matrix: kexec disabled and too little memory on one server (needs QEMU)', { skip, timeout: 300_000 }, () => {
-  let server: TestServer;
-  let image: string;
-  before(async () => {
-    image = await buildTestImage();
-    const scenario = defaultScenario();
-    scenario.memoryMiB = 200;
-    scenario.faults = { kexecDisabled: true };
-    server = await startServer(scenario);
-    await server.ssh('admin', 'sudo -n true');
-  });
-  after(async () => server?.stop());
-
-  it('refuses with exit 4 and reports both problems in one run, with the memory arithmetic; host unchanged', async () => {
-    const before = await hostSnapshot(server);
-    const result = await runCli(['--yes', '--image', image, ...targetArgs(server, 'admin')]);
-    assert.equal(result.code, ExitCode.Refused, why(result, server));
-    assert.match(result.stderr, /refused, nothing was changed on the host \(\d+ problems\)/);
-    assert.match(result.stderr, /kexec is disabled on this kernel \(kernel\.kexec_load_disabled=1\)/);
-    assert.match(result.stderr, /the host has \d+ MiB of RAM, the rescue system needs \d+ MiB|too little free memory: \d+ MiB available, \d+ MiB needed/);
-    assert.match(result.stderr, /before kexec: staged files \d+ MiB \+ kexec segments|rescue system needs \d+ MiB/);
-    assert.doesNotMatch(result.stderr, /» stage/, 'refused before staging');
-    assert.equal(await hostSnapshot(server), before, 'mounts, staging places, kexec state, boot and network are exactly as before');
-  });
-});
-
-describe('fault matrix: read-only root, no /nix, no writable /tmp — rescue succeeds (needs QEMU)', { skip, timeout: 400_000 }, () => {
-  let server: TestServer;
-  let image: string;
-  before(async () => {
-    image = await buildTestImage();
-    const scenario = defaultScenario();
-    scenario.faults = { readOnlyRoot: true };
-    server = await startServer(scenario);
-  });
-  after(async () => server?.stop());
-
-  it('stages in a tmpfs under /run and rescues; the network comes back by MAC', async () => {
-    const facts = await server.ssh('root', "awk '$2 == \"/\" { print $4 }' /proc/mounts; test -e /nix && echo has-nix; touch /tmp/probe 2>/dev/null && echo tmp-writable; true");
+  rescueRow('stages in a tmpfs under /run and rescues; the network comes back by MAC', READ_ONLY_ROOT, [/staged in a tmpfs at \/run\/emergency\.\d+/], async (ctx) => {
+    const facts = await ctx.server.ssh('root', "awk '$2 == \"/\" { print $4 }' /proc/mounts; test -e /nix && echo has-nix; touch /tmp/probe 2>/dev/null && echo tmp-writable; true");
     assert.match(facts.stdout, /^ro[,\n]/, 'the root filesystem is read-only');
     assert.doesNotMatch(facts.stdout, /has-nix|tmp-writable/, 'no /nix, no writable /tmp');
-    const oldBoot = (await server.ssh('root', 'cat /proc/sys/kernel/random/boot_id')).stdout.trim();
-    const result = await runCli(['--yes', '--timeout', '240', '--image', image, ...targetArgs(server, 'admin')], { timeoutMs: 400_000 });
-    await assertRescued(server, oldBoot, result);
-    assert.match(result.stderr, /staged in a tmpfs at \/run\/emergency\.\d+/);
-    const state = await server.ssh('root', READ_NETWORK);
-    assert.deepEqual(networkDifferences(server.expected, parseNetworkState(state.stdout)), [], 'every address, route and nameserver is back');
-  });
-});
+  }),
 
-describe('fault matrix: nothing writable for a tmpfs dir — stages over an existing directory (needs QEMU)', { skip, timeout: 400_000 }, () => {
-  let server: TestServer;
-  let image: string;
-  before(async () => {
-    image = await buildTestImage();
-    const scenario = defaultScenario();
-    scenario.faults = { noWritableTmpfsDirs: true };
-    server = await startServer(scenario);
-  });
-  after(async () => server?.stop());
-
-  it('nothing writable for a tmpfs dir (/run, /dev/shm, /tmp read-only): stages over /mnt and rescues (needs QEMU)', async () => {
+  rescueRow('nothing writable for a tmpfs dir (/run, /dev/shm, /tmp read-only): stages over /mnt and rescues (needs QEMU)', NO_WRITABLE_TMPFS_DIRS, [/staged in a tmpfs at \/mnt;/], async (ctx) => {
     // The remount runs in the background once sshd is up: wait for it (a new login each time, as root).
     const PROBE = "for m in / /run /dev/shm; do awk -v m=$m '$2 == m { print m, $4 }' /proc/mounts; done; " +
       'for d in /run /dev/shm /tmp /var/tmp; do mkdir $d/probe.$$ 2>/dev/null && { rmdir $d/probe.$$; echo writable $d; }; done; test -d /mnt && echo mnt-dir; true';
     let facts = '';
     for (let i = 0; i < 40; i++) {
-      facts = (await server.ssh('root', PROBE)).stdout;
+      facts = (await ctx.server.ssh('root', PROBE)).stdout;
       if (/^\/run ro[,\n]/m.test(facts)) break;
       await new Promise((r) => setTimeout(r, 250));
     }
     for (const m of ['/', '/run', '/dev/shm']) assert.match(facts, new RegExp(`^${m} ro[,\\n]`, 'm'), `${m} is read-only: ${facts}`);
     assert.doesNotMatch(facts, /writable/, `no writable /run, /dev/shm, /tmp or /var/tmp: ${facts}`);
     assert.match(facts, /^mnt-dir$/m, '/mnt exists');
-    const sudo = await server.ssh('admin', 'sudo -n id -u');
+    const sudo = await ctx.server.ssh('admin', 'sudo -n id -u');
     assert.equal(sudo.stdout.trim(), '0', `a new login still gets sudo: ${sudo.stderr}`);
-    const oldBoot = (await server.ssh('root', 'cat /proc/sys/kernel/random/boot_id')).stdout.trim();
-    const result = await runCli(['--yes', '--timeout', '240', '--image', image, ...targetArgs(server, 'admin')], { timeoutMs: 400_000 });
-    await assertRescued(server, oldBoot, result);
-    assert.match(result.stderr, /staged in a tmpfs at \/mnt;/);
-    const state = await server.ssh('root', READ_NETWORK);
-    assert.deepEqual(networkDifferences(server.expected, parseNetworkState(state.stdout)), [], 'every address, route and nameserver is back');
-  });
-});
+  }),
 
-describe('fault matrix: no iproute2, tar, cpio or gzip on the host — rescue succeeds (needs QEMU)', { skip, timeout: 400_000 }, () => {
-  let server: TestServer;
-  let image: string;
-  before(async () => {
-    image = await buildTestImage();
-    const scenario = defaultScenario();
-    scenario.faults = { removeTools: ['ip', 'tar', 'cpio', 'gzip'] };
-    server = await startServer(scenario);
-  });
-  after(async () => server?.stop());
-
-  it("captures the network with the image's ip after staging, and restores it by MAC", async () => {
-    const tools = await server.ssh('admin', 'for t in ip tar cpio gzip; do command -v "$t" && echo "has $t"; done; true');
+  rescueRow("captures the network with the image's ip after staging, and restores it by MAC", NO_TOOLS, [/captured with the image's ip after staging/, /✓ capture \(image ip\) /], async (ctx) => {
+    const tools = await ctx.server.ssh('admin', 'for t in ip tar cpio gzip; do command -v "$t" && echo "has $t"; done; true');
     assert.doesNotMatch(tools.stdout, /has /, `the tools are gone: ${tools.stdout}`);
-    const oldBoot = (await server.ssh('root', 'cat /proc/sys/kernel/random/boot_id')).stdout.trim();
-    const result = await runCli(['--yes', '--timeout', '240', '--image', image, ...targetArgs(server, 'admin')], { timeoutMs: 400_000 });
-    await assertRescued(server, oldBoot, result);
-    assert.match(result.stderr, /captured with the image's ip after staging/);
-    assert.match(result.stderr, /✓ capture \(image ip\) /);
-    const state = await server.ssh('root', READ_NETWORK);
-    assert.deepEqual(networkDifferences(server.expected, parseNetworkState(state.stdout)), [], 'every address, route and nameserver is back');
+  }),
+];
+
+/** known_hosts claiming other host keys for the server: what a host with a changed key looks like. */
+function otherHostKnownHosts(ctx: FaultContext): string {
+  const path = join(ctx.work, 'known_hosts.other');
+  const keys = ['other_ed25519', 'other_ecdsa'].map((k) => readFileSync(join(ctx.work, `${k}.pub`), 'utf8').trim());
+  writeFileSync(path, knownHostsLines(ctx.server.port, keys));
+  return path;
+}
+
+/** Runs one row: precondition, the run between host checks, the exit code and messages, the row's own check. */
+async function runRow(row: FaultRow, ctx: FaultContext): Promise<void> {
+  await row.precondition?.(ctx);
+  const args = row.args?.(ctx) ?? ['--yes', '--image', ctx.image, ...targetArgs(ctx.server, 'admin')];
+  const server = row.on ? ctx.server : undefined;
+  // The exit code and messages first: when they are wrong, they say more than a changed host would.
+  const run = async () => {
+    const result = await (row.run ?? ((_, a) => runCli(a)))(ctx, args);
+    assert.equal(result.code, row.exit, why(result, server));
+    for (const pattern of row.says ?? []) assert.match(result.stderr, pattern, why(result, server));
+    for (const pattern of row.saysNot ?? []) assert.doesNotMatch(result.stderr, pattern, why(result, server));
+    return result;
+  };
+  let result: CliResult;
+  if (row.host === 'unchanged') {
+    const before = await hostSnapshot(ctx.server);
+    result = await run();
+    assert.equal(await waitForNoStage(ctx.server, 1), '', 'no tmpfs, stage dir or keeper is left');
+    assert.equal(await hostSnapshot(ctx.server), before, 'mounts, staging places, kexec state, boot and network are exactly as before');
+  } else if (row.host === 'rescued') {
+    const oldBoot = (await ctx.server.ssh('root', 'cat /proc/sys/kernel/random/boot_id')).stdout.trim();
+    result = await run();
+    await assertRescued(ctx.server, oldBoot, result);
+    const state = await ctx.server.ssh('root', READ_NETWORK);
+    assert.deepEqual(networkDifferences(ctx.server.expected, parseNetworkState(state.stdout)), [], 'every address, route and nameserver is back');
+  } else {
+    result = await run();
+  }
+  await row.check?.(ctx, result);
+}
+
+/** The rows' servers in table order, each with its rows; server-less rows first. */
+const groups = new Map<ServerSpec | undefined, FaultRow[]>();
+for (const row of FAULTS) groups.set(row.on, [...(groups.get(row.on) ?? []), row]);
+
+for (const [spec, rows] of groups) {
+  describe(spec?.title ?? 'fault matrix without a server', { skip: spec ? skip : false, timeout: spec?.timeoutMs ?? 600_000 }, () => {
+    const ctx = { image: '', work: '', cliTmp: '', closedPort: 0 } as FaultContext;
+    let server: TestServer | undefined;
+    before(async () => {
+      ctx.image = await buildTestImage();
+      ctx.work = mkdtempSync(join(tmpdir(), 'emergency-faults-'));
+      ctx.cliTmp = join(ctx.work, 'cli-tmp');
+      mkdirSync(ctx.cliTmp);
+      await makeKey(join(ctx.work, 'stranger'), 'ed25519', 'stranger@test');
+      await makeKey(join(ctx.work, 'other_ed25519'), 'ed25519', 'other');
+      await makeKey(join(ctx.work, 'other_ecdsa'), 'ecdsa', 'other');
+      ctx.closedPort = await freePort();
+      if (!spec) return;
+      server = await startServer(spec.scenario());
+      ctx.server = server;
+      for (const user of spec.warmUp ?? []) await server.ssh(user, 'sudo -n true');
+    });
+    after(async () => {
+      if (ctx.cliTmp && existsSync(ctx.cliTmp)) closeLeftoverMasters(ctx.cliTmp);
+      await server?.stop();
+      if (ctx.work) rmSync(ctx.work, { recursive: true, force: true });
+    });
+    for (const row of rows) it(row.name, () => runRow(row, ctx));
   });
-});
+}
