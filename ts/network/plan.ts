@@ -1,14 +1,15 @@
 /**
  * Decides what the rescue system must do to bring the host's network back: a pure function from the capture to a
- * plan. Interfaces are found by MAC (the rescue kernel may name them differently); virtual ones (bond, VLAN,
- * bridge, dummy) are re-created under their old names. Everything the plan leaves out is listed with its reason.
+ * plan. Interfaces are found by MAC (the rescue kernel may name them differently); virtual ones (the kinds of
+ * link-kinds.ts) are re-created under their old names. Everything the plan leaves out is listed with its reason.
  */
 import { MAC_PATTERN, type IpAddress, type IpLink, type IpRoute, type IpRule, type NetworkCapture } from './capture.js';
+import { linkKind, type VirtualKind } from './link-kinds.js';
 
 export type Family = 'inet' | 'inet6';
 
 /** How the rescue system gets hold of an interface. */
-export type InterfaceKind = 'loopback' | 'nic' | 'bond' | 'vlan' | 'bridge' | 'dummy';
+export type InterfaceKind = 'loopback' | 'nic' | VirtualKind;
 
 /** One address to put back. Dynamic ones (DHCP, RA) are restored statically too, so a lost lease strands no one. */
 export interface PlannedAddress {
@@ -102,15 +103,10 @@ export interface NetworkPlan {
   notes: string[];
 }
 
-const RECREATED_KINDS = new Set(['bond', 'vlan', 'bridge', 'dummy']);
 const ROUTE_TYPES = new Set(['unicast', 'blackhole', 'unreachable', 'prohibit', 'throw']);
 // Protocol names every iproute2 knows (its default rt_protos); anything else is passed as "static".
 const PROTOCOLS = new Set(['boot', 'static', 'dhcp', 'ra', 'redirect', 'zebra', 'bird', 'babel', 'bgp', 'isis', 'ospf', 'rip', 'eigrp', 'keepalived']);
 const ROUTE_METRICS = new Set(['mtu', 'advmss', 'window', 'rtt', 'rttvar', 'ssthresh', 'cwnd', 'initcwnd', 'initrwnd', 'hoplimit', 'reordering', 'quickack']);
-const BOND_OPTIONS = ['mode', 'miimon', 'updelay', 'downdelay', 'min_links', 'arp_interval', 'fail_over_mac'];
-// iproute2 prints the LACP rate as `ad_lacp_rate` (ip/iplink_bond.c) but takes it as `lacp_rate`.
-const BOND_8023AD_OPTIONS: [string, string][] = [['ad_lacp_rate', 'lacp_rate'], ['ad_select', 'ad_select']];
-const BRIDGE_OPTIONS = ['stp_state', 'forward_delay'];
 const STUB_RESOLVERS = new Set(['127.0.0.53', '127.0.0.54']);
 
 /** Plans the restore of a captured network; pure. */
@@ -138,7 +134,7 @@ function kindOf(link: IpLink): InterfaceKind | { skip: string } {
     return { skip: `${kind ?? link.link_type} interface without a MAC address to find it by` };
   }
   if (kind === undefined || kind === 'veth') return 'nic';
-  if (RECREATED_KINDS.has(kind)) return kind as InterfaceKind;
+  if (linkKind(kind)) return kind as VirtualKind;
   return { skip: `${kind} interfaces cannot be re-created from a capture` };
 }
 
@@ -165,21 +161,12 @@ function planInterfaces(links: IpLink[], skipped: SkippedItem[], notes: string[]
       dhcp4: false,
       acceptRa: false,
     };
-    if (kind === 'vlan') {
-      if (typeof data.id !== 'number' || typeof link.link !== 'string') {
-        skipped.push({ what: `interface ${link.ifname}`, reason: 'VLAN without a parent interface or id' });
-        continue;
-      }
-      iface.vlan = { parent: link.link, id: data.id, protocol: typeof data.protocol === 'string' ? data.protocol : '802.1Q' };
+    const attributes = linkKind(kind)?.plan(link, data, notes);
+    if (attributes && 'skip' in attributes) {
+      skipped.push({ what: `interface ${link.ifname}`, reason: attributes.skip });
+      continue;
     }
-    if (kind === 'bond') {
-      iface.linkOptions = linkOptions(data, bondOptionNames(data));
-      if (typeof data.primary === 'string') iface.primary = data.primary;
-    }
-    if (kind === 'bridge') {
-      iface.linkOptions = linkOptions(data, BRIDGE_OPTIONS);
-      if (data.vlan_filtering === 1) notes.push(`bridge ${link.ifname}: VLAN filtering is on; its VLAN table is not restored`);
-    }
+    Object.assign(iface, attributes);
     iface.dhcp4 = iface.addresses.some((a) => a.dynamic && a.family === 'inet');
     iface.acceptRa = iface.addresses.some((a) => a.dynamic && a.family === 'inet6');
     // A NIC that was down with nothing on it may well be absent in the rescue system: no failure then.
@@ -212,30 +199,6 @@ function planInterfaces(links: IpLink[], skipped: SkippedItem[], notes: string[]
   const ordered = dependencyOrder([...planned.values()]);
   ordered.forEach((iface, i) => (iface.id = `if_${i + 1}`));
   return ordered;
-}
-
-/** The bond's options as [key in `ip -j -d` output, `ip link add` option] pairs; which apply depends on the mode. */
-function bondOptionNames(data: Record<string, unknown>): (string | [string, string])[] {
-  const mode = data.mode;
-  const names: (string | [string, string])[] = [...BOND_OPTIONS];
-  if (mode === '802.3ad') names.push(...BOND_8023AD_OPTIONS);
-  if (mode === '802.3ad' || mode === 'balance-xor' || mode === 'balance-tlb') names.push('xmit_hash_policy');
-  return names;
-}
-
-/** `ip link add` options from a link's captured data; a name is the same in both, or a [captured, option] pair. */
-function linkOptions(data: Record<string, unknown>, names: (string | [string, string])[]): [string, string][] {
-  const out: [string, string][] = [];
-  for (const name of names) {
-    const [key, option] = typeof name === 'string' ? [name, name] : name;
-    const v = data[key];
-    if ((typeof v === 'string' && /^[A-Za-z0-9+._-]+$/.test(v)) || typeof v === 'number') out.push([option, String(v)]);
-  }
-  // An ARP monitor without its targets does nothing; with them it is the bond's only link check.
-  if (Array.isArray(data.arp_ip_target) && data.arp_ip_target.length > 0) {
-    out.push(['arp_ip_target', data.arp_ip_target.filter((t) => typeof t === 'string').join(',')]);
-  }
-  return out;
 }
 
 /** Parents before children: NICs, then bonds (members first), VLANs (parent first), bridges (members first). */

@@ -5,6 +5,7 @@
  */
 import { scriptText } from '../scripts.js';
 import { shellQuote } from '../shell-quote.js';
+import { linkKind } from './link-kinds.js';
 import type { NetworkPlan, PlannedAddress, PlannedInterface, PlannedRoute, PlannedRule } from './plan.js';
 
 /**
@@ -57,16 +58,15 @@ export function renderRestoreScript(plan: NetworkPlan): string {
         `if [ -n "$${i.id}" ]; then\n  say ${shellQuote(`${i.name} (${i.mac}) is`)} "$${i.id}"\nelse\n  ${notFound}\nfi`,
       );
     }
-    if (i.kind === 'bond' || i.kind === 'bridge' || i.kind === 'dummy' || i.kind === 'vlan') {
+    const kind = linkKind(i.kind);
+    if (kind) {
       out.push(`${i.id}=${shellQuote(i.name)}`);
-      let add: string;
-      if (i.vlan) {
-        add = `link ${ref(i.vlan.parent)} name "$${i.id}" address ${shellQuote(i.mac)} type vlan id ${i.vlan.id} protocol ${shellQuote(i.vlan.protocol)}`;
-      } else {
-        add = `name "$${i.id}" address ${shellQuote(i.mac)} type ${i.kind}${i.linkOptions.map(([k, v]) => ` ${k} ${shellQuote(v)}`).join('')}`;
-      }
+      const words = kind.create(i);
+      const add = words.map((w) => (typeof w === 'string' ? shellQuote(w) : ref(w.dev))).join(' ');
       const create = `step ${shellQuote(`create ${i.kind} ${label}`)} new_link "$${i.id}" ${add}`;
-      out.push(i.vlan ? guard([i.vlan.parent], `create ${i.kind} ${label}`, create) : create);
+      // Created only once the interfaces it hangs off (a VLAN's parent) were found.
+      const needs = words.filter((w): w is { dev: string } => typeof w !== 'string' && w.dev !== i.name).map((w) => w.dev);
+      out.push(needs.length > 0 ? guard(needs, `create ${i.kind} ${label}`, create) : create);
       // A later step must not touch an interface that could not be created.
       out.push(`[ -e "/sys/class/net/$${i.id}" ] || ${i.id}=''`);
     }
@@ -76,11 +76,11 @@ export function renderRestoreScript(plan: NetworkPlan): string {
     }
     if (i.primary) {
       const desc = `${i.primary} as primary of bond ${i.name}`;
-      out.push(guard([i.primary, i.name], desc, step(desc, `ip link set dev "$${i.id}" type bond primary "$${ifaces.get(i.primary)!.id}"`)));
+      out.push(guard([i.primary, i.name], desc, step(desc, `ip link set dev "$${i.id}" type ${i.kind} primary "$${ifaces.get(i.primary)!.id}"`)));
     }
     // Bond members take the bond's MTU; setting their own would fail.
     const master = i.master ? ifaces.get(i.master) : undefined;
-    if (i.kind !== 'loopback' && master?.kind !== 'bond') {
+    if (i.kind !== 'loopback' && !(master && linkKind(master.kind)?.membersTakeMtu)) {
       out.push(guard([i.name], `MTU ${i.mtu} on ${label}`, step(`MTU ${i.mtu} on ${label}`, `ip link set dev "$${i.id}" mtu ${i.mtu}`)));
     }
     // Before the link comes up, so no advertisement slips in between.
@@ -194,14 +194,12 @@ function describeRule(r: PlannedRule): string {
 }
 
 function describeInterface(i: PlannedInterface): string[] {
-  const what =
-    i.kind === 'loopback'
+  const kind = linkKind(i.kind);
+  const what = kind
+    ? `${i.name}: ${kind.describe(i)}`
+    : i.kind === 'loopback'
       ? 'lo (loopback)'
-      : i.kind === 'nic'
-        ? `${i.name}: found by MAC ${i.mac}${i.optional ? ' (optional: no failure if absent)' : ''}`
-        : i.kind === 'vlan'
-          ? `${i.name}: VLAN ${i.vlan!.id} on ${i.vlan!.parent}, re-created with MAC ${i.mac}`
-          : `${i.name}: ${i.kind}, re-created with MAC ${i.mac}${i.linkOptions.map(([k, v]) => ` ${k} ${v}`).join('')}${i.primary ? ` primary ${i.primary}` : ''}`;
+      : `${i.name}: found by MAC ${i.mac}${i.optional ? ' (optional: no failure if absent)' : ''}`;
   const lines = [`  ${what}`];
   const state = [`mtu ${i.mtu}`, i.up ? 'up' : 'down'];
   if (i.master) state.push(`member of ${i.master}`);

@@ -15,6 +15,7 @@ import { writeCpio, entriesFromDir, unpackedBytes, type CpioEntry } from './cpio
 import { extractDebs, fetchDebs, kernelPackage, resolveDebs } from './debs.js';
 import { rescueCmdline } from './kernel-params.js';
 import { kernelVersion } from './kmod.js';
+import { LINK_KINDS } from '../network/link-kinds.js';
 import { copyIn, installBusybox, installModules, installPrograms, writeIn } from './stage.js';
 
 const exec = promisify(execFile);
@@ -86,11 +87,11 @@ export const RESCUE_PACKAGES = [
   'libxentoolcore1',
 ];
 
-/** NIC drivers, and what network.sh may create (VLANs, bonds, bridges). */
-export const NIC_MODULES = ['virtio_pci', 'virtio_net', '8021q', 'bonding', 'bridge'];
+/** NIC drivers, and the module of every link kind network.sh may create (ts/network/link-kinds.ts). */
+export const NIC_MODULES = ['virtio_pci', 'virtio_net', ...Object.values(LINK_KINDS).map((k) => k.module)];
 
 /** Project files that go into the image: any change rebuilds it. */
-const PROJECT_FILES = ['modules/kernel-params.json', 'scripts/kexec-run.sh', 'scripts/kexec-trigger.sh', 'scripts/run-tool.sh', 'scripts/restore.sh', 'ts/test-image/rescue-init.sh', 'ts/test-image/sshd_config'];
+const PROJECT_FILES = ['modules/kernel-params.json', 'ts/network/link-kinds.ts', 'scripts/kexec-run.sh', 'scripts/kexec-trigger.sh', 'scripts/run-tool.sh', 'scripts/restore.sh', 'ts/test-image/rescue-init.sh', 'ts/test-image/sshd_config'];
 
 
 /** The builder's own compiled files, so a builder change also rebuilds. */
@@ -126,8 +127,15 @@ function rescueEtc(): Record<string, [string, number]> {
     'etc/shadow': ['root:*:19000:0:99999:7:::\nsshd:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n', 0o600],
     'etc/inittab': ['::askfirst:-/bin/sh\n::ctrlaltdel:/sbin/reboot\n::shutdown:/bin/umount -a -r\n', 0o644],
     'etc/hosts': ['127.0.0.1 localhost\n::1 localhost\n', 0o644],
-    // Loading bonding must not create a bond0 that was never on the old system; network.sh makes its own.
-    'etc/modprobe.d/emergency.conf': ['options bonding max_bonds=0\n', 0o644],
+    // Loading bonding or dummy must not create a bond0 or dummy0 that was never on the old system; network.sh
+    // makes its own.
+    'etc/modprobe.d/emergency.conf': [
+      Object.values(LINK_KINDS)
+        .filter((k) => k.moduleOptions.length > 0)
+        .map((k) => `options ${k.module} ${k.moduleOptions.join(' ')}\n`)
+        .join(''),
+      0o644,
+    ],
   };
 }
 

@@ -2,6 +2,7 @@
  * The observable network of a (test) host, read over ssh, and the comparison with what a scenario says it
  * must be. Interfaces are matched by MAC, because the rescue kernel names them differently.
  */
+import { checkLink, LINK_KINDS, linkKind } from '../../network/link-kinds.js';
 import type { ServerScenario } from './server-scenario.js';
 
 /** One interface as `ip -j addr` shows it. */
@@ -53,20 +54,19 @@ export function parseNetworkState(stdout: string): NetworkState {
   return { addrs: JSON.parse(addrs), routes4: JSON.parse(routes4), routes6: JSON.parse(routes6), links, resolvConf };
 }
 
-/** The MAC of every bond, VLAN and bridge by name: re-created links must carry the old ones. */
+/** The MAC of every re-created link (bond, VLAN, bridge, dummy) by name: they must carry the old ones. */
 export function virtualLinkMacs(state: NetworkState): Record<string, string> {
   const out: Record<string, string> = {};
   for (const l of state.links ?? []) {
-    const kind = l.linkinfo?.info_kind;
-    if ((kind === 'bond' || kind === 'vlan' || kind === 'bridge') && l.address) out[l.ifname] = l.address.toLowerCase();
+    if (linkKind(l.linkinfo?.info_kind) && l.address) out[l.ifname] = l.address.toLowerCase();
   }
   return out;
 }
 
 /**
  * Every difference between the scenario's network and the state (empty = restored): each address on the
- * interface with the NIC's MAC, each bond, VLAN and bridge under its old name with its mode, id, parent and
- * members (NICs by permanent MAC) and its addresses, each route via the same gateway on that interface, each
+ * interface with the NIC's MAC, each bond, VLAN, bridge and dummy under its old name with what its kind's entry
+ * checks (mode, id, parent, …), its members (NICs by permanent MAC) and its addresses, each route via the same gateway on that interface, each
  * nameserver and search domain.
  */
 export function networkDifferences(expected: Pick<ServerScenario, 'nics' | 'links' | 'routes' | 'nameservers' | 'search'>, state: NetworkState): string[] {
@@ -102,19 +102,8 @@ export function networkDifferences(expected: Pick<ServerScenario, 'nics' | 'link
       continue;
     }
     nameFor.set(spec.name, spec.name);
-    const data = link.linkinfo?.info_data ?? {};
-    if (spec.kind === 'bond') {
-      if (data.mode !== spec.mode) problems.push(`bond ${spec.name} has mode ${String(data.mode)}, not ${spec.mode}`);
-      if (spec.miimon !== undefined && data.miimon !== spec.miimon) problems.push(`bond ${spec.name} has miimon ${String(data.miimon)}, not ${spec.miimon}`);
-      const primary = spec.primary === undefined ? undefined : (nameFor.get(spec.primary) ?? spec.primary);
-      if (data.primary !== primary) problems.push(`bond ${spec.name} has primary ${String(data.primary ?? 'none')}, not ${primary ?? 'none'} (was ${spec.primary ?? 'none'})`);
-    }
-    if (spec.kind === 'vlan') {
-      const parent = nameFor.get(spec.parent) ?? spec.parent;
-      if (data.id !== spec.id) problems.push(`VLAN ${spec.name} has id ${String(data.id)}, not ${spec.id}`);
-      if (link.link !== parent) problems.push(`VLAN ${spec.name} is on ${link.link ?? 'nothing'}, not ${parent} (was ${spec.parent})`);
-    }
-    if (spec.kind === 'bond' || spec.kind === 'bridge') {
+    problems.push(...checkLink(spec, link, (old) => nameFor.get(old) ?? old));
+    if ('members' in spec && LINK_KINDS[spec.kind].hasMembers) {
       const want = spec.members.map((m) => {
         const nic = expected.nics.find((n) => n.name === m);
         return nic ? `${nicByMac.get(nic.mac.toLowerCase()) ?? '?'} (MAC ${nic.mac}, was ${m})` : `${m} (not a NIC of the scenario)`;

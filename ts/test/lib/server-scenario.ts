@@ -3,6 +3,7 @@
  * scenario into the server's files: /etc/passwd and friends, sudoers, resolv.conf, sshd_config and the
  * setup script its /init runs (addresses, routes, fault options).
  */
+import { buildLink, LINK_KINDS, type LinkSpec } from '../../network/link-kinds.js';
 import { shellJoin } from '../../shell-quote.js';
 import type { KeyType } from './ssh.js';
 
@@ -22,15 +23,8 @@ export interface NicSpec {
   slirpIpv6Net?: string;
 }
 
-/** A bond, VLAN or bridge the setup script creates before any address, with its own addresses. */
-export type LinkSpec = { name: string; ipv4: string[]; ipv6: string[] } & (
-  | { kind: 'bond'; mode: string; miimon?: number; /** NIC names, enslaved in this order. */ members: string[]; /** The preferred member. */ primary?: string }
-  | { kind: 'bridge'; members: string[] }
-  | { kind: 'vlan'; parent: string; id: number }
-);
-
-/** Kernel modules each link kind needs (the server's base has them; loading them creates no interface). */
-const LINK_MODULES: Record<LinkSpec['kind'], string> = { bond: 'bonding', bridge: 'bridge', vlan: '8021q' };
+/** A bond, VLAN, bridge or dummy the setup script creates before any address (its kind's entry in link-kinds.ts). */
+export type { LinkSpec };
 
 /** How a user may become root. */
 export type SudoMode = { kind: 'none' } | { kind: 'nopasswd' } | { kind: 'password'; password: string };
@@ -70,7 +64,7 @@ export interface ServerScenario {
   memoryMiB: number;
   hostname: string;
   nics: NicSpec[];
-  /** Bonds, VLANs and bridges, parents before children; a NIC that is a member should have no addresses. */
+  /** Bonds, VLANs, bridges and dummies, parents before children; a NIC that is a member should have no addresses. */
   links?: LinkSpec[];
   /** Arguments after `ip route add` (`-6` is added when one of them is an IPv6 address). */
   routes: string[][];
@@ -108,7 +102,10 @@ export function defaultScenario(): ServerScenario {
   };
 }
 
-/** The data-centre box: ssh on a plain NIC, bond0 (eno1 + eno2, eno2 preferred) with bond0.100 on top, br0 with enp5s0. */
+/**
+ * The data-centre box: ssh on a plain NIC, bond0 (eno1 + eno2, eno2 preferred) with bond0.100 on top, br0 with
+ * enp5s0, and a dummy anycast0 holding a service address.
+ */
 export function dataCentreScenario(): ServerScenario {
   const base = defaultScenario();
   return {
@@ -124,6 +121,8 @@ export function dataCentreScenario(): ServerScenario {
       { kind: 'bond', name: 'bond0', mode: 'active-backup', miimon: 100, members: ['eno1', 'eno2'], primary: 'eno2', ipv4: ['10.10.0.5/24'], ipv6: [] },
       { kind: 'vlan', name: 'bond0.100', parent: 'bond0', id: 100, ipv4: ['10.100.0.5/24'], ipv6: ['2001:db8:100::5/64'] },
       { kind: 'bridge', name: 'br0', members: ['enp5s0'], ipv4: ['10.30.0.5/24'], ipv6: [] },
+      // A service address on no NIC (anycast, a load balancer's VIP), documentation prefix: routed nowhere.
+      { kind: 'dummy', name: 'anycast0', ipv4: ['192.0.2.80/32'], ipv6: [] },
     ],
     routes: [
       ['default', 'via', '10.0.2.2', 'dev', 'ens3'],
@@ -148,21 +147,9 @@ export function renderSetup(s: ServerScenario): string {
   const cmd = (words: string[]) => `run ${shellJoin(words)}`;
   const links = s.links ?? [];
   // Bonds take members only while they are down: every link is built before any NIC comes up.
-  for (const module of new Set(links.map((l) => LINK_MODULES[l.kind]))) {
-    // max_bonds=0: no stray bond0 besides the scenario's own.
-    lines.push(cmd(module === 'bonding' ? ['modprobe', module, 'max_bonds=0'] : ['modprobe', module]));
-  }
-  for (const l of links) {
-    if (l.kind === 'bond') {
-      lines.push(cmd(['ip', 'link', 'add', 'name', l.name, 'type', 'bond', 'mode', l.mode, ...(l.miimon === undefined ? [] : ['miimon', String(l.miimon)])]));
-    } else if (l.kind === 'bridge') {
-      lines.push(cmd(['ip', 'link', 'add', 'name', l.name, 'type', 'bridge']));
-    } else {
-      lines.push(cmd(['ip', 'link', 'add', 'link', l.parent, 'name', l.name, 'type', 'vlan', 'id', String(l.id)]));
-    }
-    if (l.kind !== 'vlan') for (const m of l.members) lines.push(cmd(['ip', 'link', 'set', 'dev', m, 'master', l.name]));
-    if (l.kind === 'bond' && l.primary) lines.push(cmd(['ip', 'link', 'set', 'dev', l.name, 'type', 'bond', 'primary', l.primary]));
-  }
+  // Each kind's module (the server's base has them), with the options that keep it from making a link of its own.
+  for (const kind of new Set(links.map((l) => LINK_KINDS[l.kind]))) lines.push(cmd(['modprobe', kind.module, ...kind.moduleOptions]));
+  for (const l of links) for (const words of buildLink(l)) lines.push(cmd(words));
   for (const iface of [...s.nics, ...links]) {
     lines.push(cmd(['ip', 'link', 'set', 'dev', iface.name, 'up']));
     for (const a of iface.ipv4) lines.push(cmd(['ip', 'addr', 'add', a, 'dev', iface.name]));

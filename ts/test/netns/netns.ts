@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { linkKind } from '../../network/link-kinds.js';
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export const CAPTURE_SCRIPT = join(REPO, 'scripts/capture-network.sh');
@@ -69,16 +70,13 @@ const kindSupport = new Map<string, boolean>();
 /** Whether this kernel can create links of this kind (bonding, 8021q and dummy are modules that may be missing). */
 export function kernelSupports(kind: string): boolean {
   if (!kindSupport.has(kind)) {
+    const entry = linkKind(kind);
+    if (!entry) throw new Error(`${kind} is not a link kind of ts/network/link-kinds.ts`);
     const ns = addNetns('probe');
-    const extra = kind === 'vlan' ? ['link', 'lo', 'type', 'vlan', 'id', '2'] : ['type', kind];
-    const r = spawnSync('ip', ['-n', ns, 'link', 'add', 'probe0', ...extra], { stdio: 'ignore' });
-    // vlan on lo is refused by the kernel even with 8021q; try it on a veth then.
-    let ok = r.status === 0;
-    if (!ok && kind === 'vlan') {
-      spawnSync('ip', ['-n', ns, 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1'], { stdio: 'ignore' });
-      ok = spawnSync('ip', ['-n', ns, 'link', 'add', 'link', 'v0', 'name', 'probe0', 'type', 'vlan', 'id', '2']).status === 0;
-    }
-    kindSupport.set(kind, ok);
+    // A kind that hangs off another link (a VLAN) gets a veth as its parent.
+    if (entry.probe.includes('PARENT')) spawnSync('ip', ['-n', ns, 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1'], { stdio: 'ignore' });
+    const words = entry.probe.map((w) => (w === 'PARENT' ? 'v0' : w));
+    kindSupport.set(kind, spawnSync('ip', ['-n', ns, 'link', 'add', 'probe0', ...words], { stdio: 'ignore' }).status === 0);
     deleteNetns(ns);
   }
   return kindSupport.get(kind)!;
@@ -178,8 +176,8 @@ export function normalizedState(ns: string): NormalizedState {
     if (!l) return `?${name}`;
     if (l.link_type === 'loopback') return 'lo';
     const kind = l.linkinfo?.info_kind === 'veth' || !l.linkinfo?.info_kind ? 'nic' : l.linkinfo.info_kind;
-    if (kind === 'vlan') return `vlan${String(l.linkinfo?.info_data?.id)}@${key(l.link)}`;
-    return `${kind}:${l.permaddr ?? l.address}`;
+    const identity = linkKind(kind)?.identity;
+    return identity ? identity(l, key(l.link)) : `${kind}:${l.permaddr ?? l.address}`;
   };
   const out: NormalizedState = { links: [], addresses: [], routes: [], rules: [] };
   for (const l of links) {

@@ -39,6 +39,7 @@ describe('networkDifferences', () => {
 // carrying the bond's MAC (their own only as permaddr), virtual links under their old names.
 const dc = dataCentreScenario();
 const BOND_MAC = '52:54:00:12:34:11';
+const DUMMY_MAC = '6a:1e:3c:55:02:80';
 const dcRestored = (): NetworkState => ({
   addrs: [
     { ifname: 'eth0', address: '52:54:00:12:34:01', addr_info: [{ family: 'inet', local: '10.0.2.15', prefixlen: 24 }, { family: 'inet6', local: 'fec0::15', prefixlen: 64 }] },
@@ -48,6 +49,7 @@ const dcRestored = (): NetworkState => ({
     { ifname: 'bond0', address: BOND_MAC, addr_info: [{ family: 'inet', local: '10.10.0.5', prefixlen: 24 }] },
     { ifname: 'bond0.100', address: BOND_MAC, addr_info: [{ family: 'inet', local: '10.100.0.5', prefixlen: 24 }, { family: 'inet6', local: '2001:db8:100::5', prefixlen: 64 }] },
     { ifname: 'br0', address: '52:54:00:12:34:13', addr_info: [{ family: 'inet', local: '10.30.0.5', prefixlen: 24 }] },
+    { ifname: 'anycast0', address: DUMMY_MAC, addr_info: [{ family: 'inet', local: '192.0.2.80', prefixlen: 32 }] },
   ],
   routes4: [
     { dst: 'default', gateway: '10.0.2.2', dev: 'eth0' },
@@ -63,11 +65,12 @@ const dcRestored = (): NetworkState => ({
     { ifname: 'bond0', address: BOND_MAC, linkinfo: { info_kind: 'bond', info_data: { mode: 'active-backup', miimon: 100, primary: 'eth2' } } },
     { ifname: 'bond0.100', address: BOND_MAC, link: 'bond0', linkinfo: { info_kind: 'vlan', info_data: { protocol: '802.1Q', id: 100 } } },
     { ifname: 'br0', address: '52:54:00:12:34:13', linkinfo: { info_kind: 'bridge', info_data: { stp_state: 0 } } },
+    { ifname: 'anycast0', address: DUMMY_MAC, linkinfo: { info_kind: 'dummy', info_data: {} } },
   ],
   resolvConf: 'nameserver 10.0.2.3\n',
 });
 
-describe('networkDifferences with bonds, VLANs and bridges', () => {
+describe('networkDifferences with bonds, VLANs, bridges and a dummy', () => {
   it('finds nothing when all is restored (bond members found by permanent MAC)', () => assert.deepEqual(networkDifferences(dc, dcRestored()), []));
   const link = (s: NetworkState, name: string) => s.links!.find((l) => l.ifname === name)!;
   const losses: [string, (s: NetworkState) => void, RegExp][] = [
@@ -80,6 +83,8 @@ describe('networkDifferences with bonds, VLANs and bridges', () => {
     ['the VLAN id', (s) => (link(s, 'bond0.100').linkinfo!.info_data!.id = 101), /VLAN bond0.100 has id 101, not 100/],
     ['the VLAN parent', (s) => (link(s, 'bond0.100').link = 'eth1'), /VLAN bond0.100 is on eth1, not bond0/],
     ['the bridge', (s) => (s.links = s.links!.filter((l) => l.ifname !== 'br0')), /no bridge br0/],
+    ['the dummy', (s) => (s.links = s.links!.filter((l) => l.ifname !== 'anycast0')), /no dummy anycast0/],
+    ['the dummy address', (s) => (s.addrs[7].addr_info = []), /192\.0\.2\.80\/32 missing on anycast0 \(dummy anycast0\)/],
     ['the kind of a link', (s) => (link(s, 'bond0').linkinfo = { info_kind: 'dummy' }), /no bond bond0 \(bond0 is dummy\)/],
     ['a VLAN address', (s) => s.addrs[5].addr_info.pop(), /2001:db8:100::5\/64 missing on bond0.100 \(vlan bond0.100\)/],
     ['the bond address', (s) => (s.addrs[4].addr_info = []), /10\.10\.0\.5\/24 missing on bond0/],
@@ -94,8 +99,8 @@ describe('networkDifferences with bonds, VLANs and bridges', () => {
       assert.ok(problems.some((p) => message.test(p)), JSON.stringify(problems));
     });
   }
-  it('virtualLinkMacs lists bonds, VLANs and bridges, not NICs', () => {
-    assert.deepEqual(virtualLinkMacs(dcRestored()), { bond0: BOND_MAC, 'bond0.100': BOND_MAC, br0: '52:54:00:12:34:13' });
+  it('virtualLinkMacs lists bonds, VLANs, bridges and dummies, not NICs', () => {
+    assert.deepEqual(virtualLinkMacs(dcRestored()), { bond0: BOND_MAC, 'bond0.100': BOND_MAC, br0: '52:54:00:12:34:13', anycast0: DUMMY_MAC });
   });
 });
 
