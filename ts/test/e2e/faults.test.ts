@@ -207,6 +207,11 @@ async function interruptUpload(ctx: FaultContext, args: string[], signal: NodeJS
   const watch = ctx.server.ssh('root', WAIT_FOR_EXTRACTING, { timeoutMs: 90_000 });
   const cli = startCli(args, { env: { ...process.env, TMPDIR: ctx.cliTmp } });
   const seen = await watch;
+  if (!/^extracting \/run\/emergency\.\d+$/m.test(seen.stdout)) {
+    // Left running, this --yes CLI would go on to rescue the server under the rows that follow.
+    cli.signal('SIGKILL', { group: true });
+    await cli.done;
+  }
   assert.match(seen.stdout, /^extracting \/run\/emergency\.\d+$/m, `the upload began: ${seen.stdout}${seen.stderr}`);
   cli.signal(signal, { group });
   return cli.done;
