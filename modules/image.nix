@@ -17,6 +17,8 @@ let
     kexec = lib.getExe' pkgs.pkgsStatic.kexec-tools "kexec";
     ip = lib.getExe' pkgs.pkgsStatic.iproute2 "ip";
   };
+  # $out is a directory: the tarball and its sidecar, to publish side by side (docs/image-layout.md).
+  name = "emergency-image-${arch}.tar";
   cmdline = emergencyLib.kernelCmdline "${config.system.build.toplevel}/init" config.boot.kernelParams;
 in
 {
@@ -39,7 +41,7 @@ in
   ];
 
   config.system.build.emergencyImage =
-    pkgs.runCommand "emergency-image-${arch}.tar"
+    pkgs.runCommand "emergency-image-${arch}"
       {
         nativeBuildInputs = [
           pkgs.buildPackages.shellcheck-minimal
@@ -83,7 +85,11 @@ in
         (cd $dir && find . -type f ! -name SHA256SUMS | sed 's|^\./||' | LC_ALL=C sort | xargs sha256sum >SHA256SUMS)
 
         # Uncompressed: the kernel and initrd are compressed already. Packed exactly as the Debian builder packs
-        # it (docs/image-layout.md, "The tarball").
-        tar --format=ustar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@1 -cf $out $dir
+        # it (docs/image-layout.md, "The tarball"); ustar gives one header block per member, which the sidecar's
+        # offsets rely on. $out is a directory: the tarball and its sidecar, to publish side by side.
+        mkdir $out
+        tar --format=ustar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@1 -cf $out/${name} $dir
+        # The sidecar for --image URL: what the operator's side reads instead of the whole tarball.
+        sh ${../scripts/image-sidecar.sh} $out/${name} $out/${name}.meta
       '';
 }

@@ -1,6 +1,7 @@
 /**
  * `npm run test-image`: builds the Nix-free test image (docs/test-image.md) from Debian packages in the layout
- * of docs/image-layout.md, at $EMERGENCY_CACHE_DIR/test-image/emergency-image-x86_64.tar, and prints its path last.
+ * of docs/image-layout.md, at $EMERGENCY_CACHE_DIR/test-image/emergency-image-x86_64.tar (and its sidecar, `.tar.meta`),
+ * and prints its path last.
  * Rebuilds only when a package version or a project file that goes in changes.
  */
 import { execFile } from 'node:child_process';
@@ -91,7 +92,7 @@ export const RESCUE_PACKAGES = [
 export const NIC_MODULES = ['virtio_pci', 'virtio_net', ...Object.values(LINK_KINDS).map((k) => k.module)];
 
 /** Project files that go into the image: any change rebuilds it. */
-const PROJECT_FILES = ['modules/kernel-params.json', 'ts/network/link-kinds.ts', 'scripts/kexec-run.sh', 'scripts/kexec-trigger.sh', 'scripts/run-tool.sh', 'scripts/restore.sh', 'ts/test-image/rescue-init.sh', 'ts/test-image/sshd_config'];
+const PROJECT_FILES = ['modules/kernel-params.json', 'ts/network/link-kinds.ts', 'scripts/kexec-run.sh', 'scripts/kexec-trigger.sh', 'scripts/run-tool.sh', 'scripts/restore.sh', 'scripts/image-sidecar.sh', 'ts/test-image/rescue-init.sh', 'ts/test-image/sshd_config'];
 
 
 /** The builder's own compiled files, so a builder change also rebuilds. */
@@ -237,6 +238,9 @@ export async function buildTestImage(log: (line: string) => void = () => {}): Pr
     const tmpTar = join(work, 'image.tar');
     // Packed exactly as the Nix builder packs it (docs/image-layout.md, "The tarball").
     await exec('tar', ['--format=ustar', '--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@1', '-cf', tmpTar, '-C', work, 'emergency-image']);
+    // The sidecar for --image URL (docs/image-layout.md), made by the same script as the Nix builder's.
+    await exec('sh', [join(REPO, 'scripts/image-sidecar.sh'), tmpTar, `${tmpTar}.meta`]);
+    await rename(`${tmpTar}.meta`, `${tarPath}.meta`);
     await rename(tmpTar, tarPath);
     await writeFile(keyPath, `${key}\n`);
     const tarBytes = (await stat(tarPath)).size;
