@@ -10,9 +10,22 @@
 #        the orchestrator keeps stdin open while it needs the stage. EOF (done, Ctrl-C, or the connection
 #        dropped) unmounts the tmpfs, so an interrupted rescue leaves the host as it was found.
 # prints: stage_dir=…, then staged=1 once every checksum passed.
+#
+# With --image URL, when preflight found the host able to fetch it (scripts/probe-url.sh), the host downloads
+# the tarball itself instead and stdin carries nothing but the keeper's EOF:
+# args:  … the seven above (BUSYBOX_SHA256 unused: '-') … url FETCHER SHA_TOOL URL TAR_SHA256 BUSYBOX_OFFSET SUMS_OFFSET SUMS_BYTES
+#          FETCHER/SHA_TOOL  the host's own downloader and sha256 tool, as probe-url.sh named them
+#          TAR_SHA256        the hash the operator pinned; OFFSETs and SUMS_BYTES from the image's sidecar
+#        Nothing from the download runs before the whole tarball matches TAR_SHA256 and its SHA256SUMS matches
+#        SUMS_SHA256, both checked with the host's tools (docs/image-layout.md, "The sidecar").
+# prints also: fetched=BYTES about once a second while downloading, fetch_cs=CENTISECONDS, fetch_verified=1.
 set -eu
 
 parent=$1 mode=$2 tmpfs_bytes=$3 busybox_bytes=$4 busybox_sha256=$5 tar_bytes=$6 sums_sha256=$7
+source=${8-stream}
+if [ "$source" = url ]; then
+  fetcher=$9 sha_tool=${10} url=${11} tar_sha256=${12} busybox_offset=${13} sums_offset=${14} sums_bytes=${15}
+fi
 
 fail() {
   printf '@@emergency-error %s\n' "$*"
@@ -40,6 +53,8 @@ cleanup() {
     printf 'stage_kept_for_kexec=%s\n' "$dir" 2>/dev/null || true
     return
   fi
+  # A download still running holds files in the tmpfs; stop it first.
+  if [ -s "$dir/fetch.pid" ]; then kill "$(cat "$dir/fetch.pid")" 2>/dev/null || true; fi
   if [ "$mounted" = 1 ]; then umount "$dir" 2>/dev/null || umount -l "$dir" 2>/dev/null || true; fi
   if [ "$created" = 1 ]; then rmdir "$dir" 2>/dev/null || true; fi
   printf 'stage_removed=%s\n' "$dir" 2>/dev/null || true
@@ -77,23 +92,88 @@ else
   exact_copy() { dd bs=1 count="$1" 2>/dev/null; }
 fi
 
-exact_copy "$busybox_bytes" >"$dir/busybox"
-chmod 700 "$dir/busybox"
-got=$(wc -c <"$dir/busybox" | tr -d ' ')
-[ "$got" = "$busybox_bytes" ] || fail "upload broke off: busybox has $got of $busybox_bytes bytes"
-# A host sha256sum is preferred: the busybox checking itself only proves it is not truncated.
-if command -v sha256sum >/dev/null 2>&1; then
-  sum=$(sha256sum "$dir/busybox")
-else
-  sum=$("$dir/busybox" sha256sum "$dir/busybox")
-fi
-[ "${sum%% *}" = "$busybox_sha256" ] || fail "busybox checksum mismatch: the upload was corrupted"
 bb() { "$dir/busybox" "$@"; }
+
+if [ "$source" = url ]; then
+  # sha256 with the host's own tool: nothing from the download may vouch for the download.
+  host_sha256() {
+    case $sha_tool in
+      sha256sum) sha256sum "$1" ;;
+      busybox) busybox sha256sum "$1" ;;
+      openssl) openssl dgst -sha256 -r "$1" ;;
+      *) fail "unknown sha256 tool $sha_tool" ;;
+    esac
+  }
+  # member OFFSET SIZE: one member's data out of the downloaded tar (offsets are 512-aligned in a tar).
+  member() { dd if="$dir/image.tar" bs=512 skip=$(($1 / 512)) count=$((($2 + 511) / 512)) 2>/dev/null | head -c "$2"; }
+  uptime_cs() { read -r up _ </proc/uptime; echo "${up%.*}${up#*.}"; }
+
+  started=$(uptime_cs)
+  : >"$dir/image.tar"
+  # In the background, so a progress line goes out every second: it also ends this script (SIGPIPE) soon
+  # after the ssh session is gone. fetch.pid is the downloader itself, for cleanup to stop.
+  (
+    case $fetcher in
+      curl) curl -fsSL --max-filesize "$tar_bytes" -o "$dir/image.tar" "$url" 2>"$dir/fetch.err" & ;;
+      wget) wget -q -t 1 -T 30 -O "$dir/image.tar" "$url" 2>"$dir/fetch.err" & ;;
+      wget-busybox) wget -q -O "$dir/image.tar" "$url" 2>"$dir/fetch.err" & ;;
+      busybox) busybox wget -q -O "$dir/image.tar" "$url" 2>"$dir/fetch.err" & ;;
+      *) echo "unknown downloader $fetcher" >"$dir/fetch.err"; echo 1 >"$dir/fetch.rc"; exit 0 ;;
+    esac
+    echo $! >"$dir/fetch.pid"
+    rc=0
+    wait $! || rc=$?
+    echo "$rc" >"$dir/fetch.rc"
+  ) &
+  while [ ! -s "$dir/fetch.rc" ]; do
+    sleep 1
+    printf 'fetched=%s\n' "$(wc -c <"$dir/image.tar" | tr -d ' ')"
+  done
+  rm -f "$dir/fetch.pid"
+  if [ "$(cat "$dir/fetch.rc")" != 0 ]; then
+    fail "the host could not download $url: $(head -c 300 "$dir/fetch.err" | tr '\n' ' ')"
+  fi
+  printf 'fetch_cs=%s\n' "$(($(uptime_cs) - started))"
+  got=$(wc -c <"$dir/image.tar" | tr -d ' ')
+  [ "$got" = "$tar_bytes" ] || fail "image hash mismatch: the download has $got bytes, the pinned image $tar_bytes; refused, nothing of it ran"
+  sum=$(host_sha256 "$dir/image.tar")
+  [ "${sum%% *}" = "$tar_sha256" ] || fail "image hash mismatch: the downloaded image has sha256 ${sum%% *}, not the pinned $tar_sha256; refused, nothing of it ran"
+  member "$sums_offset" "$sums_bytes" >"$dir/SHA256SUMS"
+  sum=$(host_sha256 "$dir/SHA256SUMS")
+  [ "${sum%% *}" = "$sums_sha256" ] || fail "the image's SHA256SUMS differs from its sidecar's: the sidecar does not belong to this image"
+  busybox_sha256=''
+  while read -r hash path; do
+    if [ "$path" = bin/busybox ]; then busybox_sha256=$hash; fi
+  done <"$dir/SHA256SUMS"
+  [ -n "$busybox_sha256" ] || fail "the image's SHA256SUMS lists no bin/busybox"
+  member "$busybox_offset" "$busybox_bytes" >"$dir/busybox"
+  sum=$(host_sha256 "$dir/busybox")
+  [ "${sum%% *}" = "$busybox_sha256" ] || fail "busybox in the download does not match SHA256SUMS: the sidecar's offsets are wrong"
+  chmod 700 "$dir/busybox"
+  rm -f "$dir/SHA256SUMS" "$dir/fetch.err" "$dir/fetch.rc"
+  printf 'fetch_verified=1\n'
+  # Verified: from here on the image's own busybox unpacks it, and the tarball's copy is freed at once.
+  tar_stream() { cat "$dir/image.tar" && rm -f "$dir/image.tar"; }
+else
+  exact_copy "$busybox_bytes" >"$dir/busybox"
+  chmod 700 "$dir/busybox"
+  got=$(wc -c <"$dir/busybox" | tr -d ' ')
+  [ "$got" = "$busybox_bytes" ] || fail "upload broke off: busybox has $got of $busybox_bytes bytes"
+  # A host sha256sum is preferred: the busybox checking itself only proves it is not truncated.
+  if command -v sha256sum >/dev/null 2>&1; then
+    sum=$(sha256sum "$dir/busybox")
+  else
+    sum=$(bb sha256sum "$dir/busybox")
+  fi
+  [ "${sum%% *}" = "$busybox_sha256" ] || fail "busybox checksum mismatch: the upload was corrupted"
+fi
 
 # The tar's length bounds what tar reads (it would wait for EOF otherwise). Nothing follows it, so reading ahead
 # is harmless: dd's 1 MiB reads cost far fewer syscalls than head's 4 KiB stdio buffer, which is what limited
 # the upload on a slow CPU (stage 8.1-10.7 s -> 5.0-5.6 s in QEMU TCG). head -c if this busybox's dd lacks flags.
-if [ "$(echo probe | bb dd bs=64 count=5 iflag=fullblock,count_bytes 2>/dev/null)" = probe ]; then
+if [ "$source" = url ]; then
+  : # tar_stream reads the verified download (above)
+elif [ "$(echo probe | bb dd bs=64 count=5 iflag=fullblock,count_bytes 2>/dev/null)" = probe ]; then
   tar_stream() { bb dd bs=1048576 count="$tar_bytes" iflag=fullblock,count_bytes 2>/dev/null; }
 else
   tar_stream() { bb head -c "$tar_bytes"; }

@@ -11,7 +11,8 @@ import { listTar, readTarMember, type TarMember } from './tar.js';
 
 export const IMAGE_DIR = 'emergency-image';
 export const IMAGE_FORMAT = '1';
-const REQUIRED = ['kernel', 'initrd', 'cmdline', 'kexec-run.sh', 'kexec-trigger.sh', 'run-tool.sh', 'bin/busybox', 'bin/kexec', 'bin/ip', 'image.info', 'SHA256SUMS'];
+/** Files every image has (docs/image-layout.md), relative to emergency-image/. */
+export const REQUIRED = ['kernel', 'initrd', 'cmdline', 'kexec-run.sh', 'kexec-trigger.sh', 'run-tool.sh', 'bin/busybox', 'bin/kexec', 'bin/ip', 'image.info', 'SHA256SUMS'];
 
 /** What the orchestrator knows about a local image before sending it. */
 export interface Image {
@@ -31,6 +32,19 @@ export interface Image {
   sumsSha256: string;
   /** Whether bin/ tools need lib/ld.so (Debian builder) or are static (Nix builder). */
   dynamicTools: boolean;
+  /** Set for --image URL: where the tarball is and what its sidecar said (ts/image-url.ts); `path` is empty then. */
+  url?: ImageUrl;
+}
+
+/** An image known from its sidecar: the tarball is fetched later, by the host or by this machine. */
+export interface ImageUrl {
+  url: string;
+  /** The pinned sha256 of the tarball, from the command line (never from the sidecar). */
+  sha256: string;
+  /** Where bin/busybox and SHA256SUMS sit in the tarball, for the host to copy them out after verifying it. */
+  busyboxOffset: number;
+  sumsOffset: number;
+  sumsBytes: number;
 }
 
 /** Parses `key=value` lines. */
@@ -69,17 +83,7 @@ export async function loadImage(path: string): Promise<Image> {
     );
   }
   const text = async (name: string) => (await readTarMember(path, byName.get(name)!)).toString('utf8');
-  const info = parseKeyValues(await text('image.info'));
-  for (const key of ['format', 'arch', 'name', 'rescue_unpacked_bytes']) {
-    if (!info[key]) throw new UsageError(`image ${path}: image.info lacks ${key}`, 'Rebuild the image with this version of emergency.');
-  }
-  if (info.format !== IMAGE_FORMAT) {
-    throw new UsageError(`image ${path} has layout format ${info.format}, this emergency reads format ${IMAGE_FORMAT}`, 'Rebuild the image with this version of emergency.');
-  }
-  const cmdline = (await text('cmdline')).trim();
-  if (!cmdline.split(/\s+/).includes('emergency.rescue=1')) {
-    throw new UsageError(`image ${path}: its cmdline lacks emergency.rescue=1`, 'Rebuild the image; without the marker the rescue system cannot be recognised after kexec.');
-  }
+  const { info, cmdline } = checkImageInfo(path, await text('image.info'), await text('cmdline'));
   const busybox = byName.get('bin/busybox')!;
   const busyboxData = await readTarMember(path, busybox);
   const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -97,6 +101,22 @@ export async function loadImage(path: string): Promise<Image> {
     sumsSha256: sha256(await readTarMember(path, byName.get('SHA256SUMS')!)),
     dynamicTools: byName.has('lib/ld.so'),
   };
+}
+
+/** Checks image.info and cmdline against the layout contract; `label` names the image in errors. */
+export function checkImageInfo(label: string, infoText: string, cmdlineText: string): { info: Record<string, string>; cmdline: string } {
+  const info = parseKeyValues(infoText);
+  for (const key of ['format', 'arch', 'name', 'rescue_unpacked_bytes']) {
+    if (!info[key]) throw new UsageError(`image ${label}: image.info lacks ${key}`, 'Rebuild the image with this version of emergency.');
+  }
+  if (info.format !== IMAGE_FORMAT) {
+    throw new UsageError(`image ${label} has layout format ${info.format}, this emergency reads format ${IMAGE_FORMAT}`, 'Rebuild the image with this version of emergency.');
+  }
+  const cmdline = cmdlineText.trim();
+  if (!cmdline.split(/\s+/).includes('emergency.rescue=1')) {
+    throw new UsageError(`image ${label}: its cmdline lacks emergency.rescue=1`, 'Rebuild the image; without the marker the rescue system cannot be recognised after kexec.');
+  }
+  return { info, cmdline };
 }
 
 async function findTarIn(dir: string): Promise<string> {

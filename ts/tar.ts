@@ -109,3 +109,17 @@ export function createTar(files: Record<string, string | Buffer>): Buffer {
   blocks.push(Buffer.alloc(BLOCK * 2));
   return Buffer.concat(blocks);
 }
+
+/** The regular files of a small tarball held in memory (an image's sidecar): path → data. */
+export function tarFiles(tar: Buffer): Map<string, Buffer> {
+  const files = new Map<string, Buffer>();
+  for (let offset = 0; ; ) {
+    if (offset + BLOCK > tar.length) throw new Error('tar ends before its end-of-archive marker: truncated');
+    const parsed = parseTarHeader(tar.subarray(offset, offset + BLOCK));
+    if (!parsed) return files;
+    const data = offset + BLOCK;
+    if (data + parsed.size > tar.length) throw new Error(`tar member ${parsed.path} is cut short: truncated`);
+    if (parsed.typeflag === '0' || parsed.typeflag === '') files.set(parsed.path.replace(/^\.\//, ''), tar.subarray(data, data + parsed.size));
+    offset = data + Math.ceil(parsed.size / BLOCK) * BLOCK;
+  }
+}
