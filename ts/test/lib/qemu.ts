@@ -16,6 +16,8 @@ export interface VmNic {
   net?: string;
   /** slirp's IPv6 prefix (QEMU's default fec0::/64 when unset). */
   ipv6Net?: string;
+  /** Guest connections to addr:port run `cmd` (stdin/stdout = the connection): the one way out with restrict=on. */
+  guestfwd?: { addr: string; port: number; cmd: string }[];
 }
 
 /** How to boot one VM. */
@@ -62,6 +64,10 @@ export function netdevArg(id: string, nic: VmNic): string {
   if (nic.net) parts.push(`net=${nic.net}`);
   if (nic.ipv6Net) parts.push(`ipv6-net=${nic.ipv6Net}`);
   if (nic.sshPort) parts.push(`hostfwd=tcp:127.0.0.1:${nic.sshPort}-:22`);
+  for (const f of nic.guestfwd ?? []) {
+    if (f.cmd.includes(',')) throw new Error(`a guestfwd command cannot hold a comma: ${f.cmd}`);
+    parts.push(`guestfwd=tcp:${f.addr}:${f.port}-cmd:${f.cmd}`);
+  }
   return parts.join(',');
 }
 

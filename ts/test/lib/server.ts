@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { writeCpio, type CpioEntry } from '../../test-image/cpio.js';
-import { freePort, joinInitrd, startVm, waitForSsh, type Vm } from './qemu.js';
+import { freePort, joinInitrd, startVm, waitForSsh, type Vm, type VmNic } from './qemu.js';
 import { buildServerBase } from './server-image.js';
 import {
   defaultScenario,
@@ -114,7 +114,10 @@ async function scenarioCpio(s: ServerScenario, hostKeys: Record<string, KeyPair>
 }
 
 /** Boots a test server for `scenario` and waits until its sshd answers. */
-export async function startServer(scenario: ServerScenario = defaultScenario(), opts: { timeoutMs?: number; log?: (line: string) => void } = {}): Promise<TestServer> {
+export async function startServer(
+  scenario: ServerScenario = defaultScenario(),
+  opts: { timeoutMs?: number; log?: (line: string) => void; guestfwd?: NonNullable<VmNic['guestfwd']> } = {},
+): Promise<TestServer> {
   const sshNics = scenario.nics.filter((n) => n.ssh);
   if (sshNics.length !== 1) throw new Error(`a scenario needs exactly one NIC with ssh: true, this one has ${sshNics.length}`);
   const base = await buildServerBase(opts.log);
@@ -137,7 +140,7 @@ export async function startServer(scenario: ServerScenario = defaultScenario(), 
       initrd,
       cmdline: 'console=ttyS0,115200 panic=-1 loglevel=4',
       memoryMiB: scenario.memoryMiB,
-      nics: scenario.nics.map((n) => ({ mac: n.mac, sshPort: n.ssh ? port : undefined, net: n.slirpNet, ipv6Net: n.slirpIpv6Net })),
+      nics: scenario.nics.map((n) => ({ mac: n.mac, sshPort: n.ssh ? port : undefined, net: n.slirpNet, ipv6Net: n.slirpIpv6Net, guestfwd: n.ssh ? opts.guestfwd : undefined })),
       workDir,
     });
     const wait = async (timeoutMs = opts.timeoutMs ?? 120_000) => {

@@ -54,6 +54,10 @@ export class LinkModel {
 /** The link's parameters: one-way delay (RTT / 2) and each direction's rate. */
 export interface SlowLinkOptions {
   targetPort: number;
+  /** Where the target listens (default 127.0.0.1). */
+  targetHost?: string;
+  /** Where the relay listens (default 127.0.0.1 on a free port). */
+  listen?: { host: string; port: number };
   oneWayDelayMs: number;
   bytesPerSecond: number;
 }
@@ -109,7 +113,7 @@ export async function startRelay(options: SlowLinkOptions): Promise<Relay> {
     client.on('close', () => sockets.delete(client));
     client.on('error', () => client.destroy());
     const handshake = setTimeout(() => {
-      const upstream = connect({ host: '127.0.0.1', port: options.targetPort, allowHalfOpen: true });
+      const upstream = connect({ host: options.targetHost ?? '127.0.0.1', port: options.targetPort, allowHalfOpen: true });
       sockets.add(upstream);
       const down = () => {
         upstream.destroy();
@@ -127,7 +131,7 @@ export async function startRelay(options: SlowLinkOptions): Promise<Relay> {
     }, 2 * options.oneWayDelayMs);
     client.on('close', () => clearTimeout(handshake));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(options.listen?.port ?? 0, options.listen?.host ?? '127.0.0.1', resolve));
   return {
     port: (server.address() as { port: number }).port,
     close: () =>

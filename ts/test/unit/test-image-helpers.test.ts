@@ -98,6 +98,12 @@ describe('small pure helpers', () => {
   it('every netdev is restrict=on and forwards ssh on 127.0.0.1 only', () => {
     assert.equal(netdevArg('n0', { mac: 'm', sshPort: 2222 }), 'user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22');
     assert.equal(netdevArg('n1', { mac: 'm' }), 'user,id=n1,restrict=on');
+    assert.equal(
+      netdevArg('n2', { mac: 'm', guestfwd: [{ addr: '10.0.2.100', port: 8080, cmd: 'node pipe.js 10.0.2.100 8081' }] }),
+      'user,id=n2,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:node pipe.js 10.0.2.100 8081',
+      'guestfwd keeps restrict=on',
+    );
+    assert.throws(() => netdevArg('n3', { mac: 'm', guestfwd: [{ addr: 'a', port: 1, cmd: 'x,y' }] }), /comma/);
     const args = qemuArgs({ kernel: 'k', initrd: 'i', cmdline: 'c', memoryMiB: 256, nics: [{ mac: '52:54:00:00:00:01' }], workDir: '/w' }, '/w/log');
     assert.deepEqual(args.slice(0, 2), ['-accel', 'tcg']);
     assert.ok(args.includes('virtio-net-pci,netdev=n0,mac=52:54:00:00:00:01'));
