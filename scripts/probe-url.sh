@@ -3,11 +3,12 @@
 # preflight.sh. The orchestrator decides (ts/image-fetch.ts); this only reports.
 #
 # args:   URL   the image tarball's http(s) URL, without its #sha256= fragment
-# prints: url_fetcher=curl|wget|wget-busybox|busybox|none   the host's own downloader (wget-busybox: a busybox
+# prints: a section `@@emergency-section url-probe` (it runs after preflight.sh's sections) whose lines are
+#         url_fetcher=curl|wget|wget-busybox|busybox|none   the host's own downloader (wget-busybox: a busybox
 #                                                           wget applet on PATH; busybox: `busybox wget`)
 #         url_sha256=sha256sum|busybox|openssl|none         the host's own sha256 tool, to verify the download
-#         url_reachable=1|0, url_probe_error=…              a HEAD request within 5 s
-#         url_probe_end=1
+#         url_copy=1|0                                      dd and head, to copy members out of the download
+#         url_reachable=1|0, url_probe_error=…              a HEAD request within 5 s (busybox: a GET)
 set -u
 
 url=$1
@@ -29,6 +30,7 @@ bounded() {
   return "$rc"
 }
 
+printf '@@emergency-section url-probe\n'
 fetcher=none
 if has curl; then fetcher=curl
 elif has wget && wget --version 2>/dev/null | grep -q 'GNU Wget'; then fetcher=wget
@@ -43,6 +45,7 @@ elif has busybox && busybox sha256sum </dev/null >/dev/null 2>&1; then sha=busyb
 elif has openssl; then sha=openssl
 fi
 fact url_sha256 "$sha"
+fact url_copy "$(has dd && has head && echo 1 || echo 0)"
 
 probe_err=$(mktemp 2>/dev/null || echo /tmp/emergency-probe.$$)
 reachable=0
@@ -58,4 +61,3 @@ if [ "$reachable" = 0 ] && [ "$fetcher" != none ]; then
   fact url_probe_error "${error:-no answer within 5 s}"
 fi
 rm -f "$probe_err"
-fact url_probe_end 1

@@ -22,8 +22,8 @@
 set -eu
 
 parent=$1 mode=$2 tmpfs_bytes=$3 busybox_bytes=$4 busybox_sha256=$5 tar_bytes=$6 sums_sha256=$7
-source=${8-stream}
-if [ "$source" = url ]; then
+image_source=${8-stream}
+if [ "$image_source" = url ]; then
   fetcher=$9 sha_tool=${10} url=${11} tar_sha256=${12} busybox_offset=${13} sums_offset=${14} sums_bytes=${15}
 fi
 
@@ -94,7 +94,7 @@ fi
 
 bb() { "$dir/busybox" "$@"; }
 
-if [ "$source" = url ]; then
+if [ "$image_source" = url ]; then
   # sha256 with the host's own tool: nothing from the download may vouch for the download.
   host_sha256() {
     case $sha_tool in
@@ -171,7 +171,7 @@ fi
 # The tar's length bounds what tar reads (it would wait for EOF otherwise). Nothing follows it, so reading ahead
 # is harmless: dd's 1 MiB reads cost far fewer syscalls than head's 4 KiB stdio buffer, which is what limited
 # the upload on a slow CPU (stage 8.1-10.7 s -> 5.0-5.6 s in QEMU TCG). head -c if this busybox's dd lacks flags.
-if [ "$source" = url ]; then
+if [ "$image_source" = url ]; then
   : # tar_stream reads the verified download (above)
 elif [ "$(echo probe | bb dd bs=64 count=5 iflag=fullblock,count_bytes 2>/dev/null)" = probe ]; then
   tar_stream() { bb dd bs=1048576 count="$tar_bytes" iflag=fullblock,count_bytes 2>/dev/null; }

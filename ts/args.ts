@@ -14,7 +14,8 @@ export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process
         'Kexec a broken Linux server into an in-memory rescue system that comes back at the same addresses,\n' +
         'with the same SSH host key, accepting the same keys. DESTINATION is [user@]host or an ssh config alias.',
     )
-    .option('image', { type: 'string', describe: 'image tarball (default: nix build .#image for the host\'s architecture)' })
+    .option('image', { type: 'string', describe: 'image tarball, or its http(s)/file URL (pinned: #sha256=HEX or --image-sha256); default: nix build .#image for the host\'s architecture' })
+    .option('image-sha256', { type: 'string', describe: 'the sha256 the image must have (required for a URL)' })
     .option('port', { alias: 'p', type: 'number', describe: 'ssh port' })
     .option('identity', { alias: 'i', type: 'string', describe: 'ssh identity file' })
     .option('ssh-option', {
@@ -57,6 +58,7 @@ export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process
   return {
     destination: String(args._[0]),
     image: args.image,
+    imageSha256: args['image-sha256'],
     port: args.port,
     identity: args.identity,
     sshOptions: args['ssh-option'] ?? [],

@@ -148,6 +148,9 @@ export function imageFromSidecar(sidecar: Buffer, source: { url: string; sha256:
   };
 }
 
+/** What the server sees fetching the sidecar or the tarball from this machine. */
+const USER_AGENT = 'emergency (image fetch)';
+
 /** The largest sidecar read: it holds small files only. */
 const SIDECAR_LIMIT = 4 << 20;
 
@@ -156,7 +159,7 @@ export async function loadImageUrl(source: { url: string; sha256: string }): Pro
   const where = sidecarUrl(source.url);
   let data: Buffer;
   try {
-    const response = await fetch(where, { signal: AbortSignal.timeout(30_000) });
+    const response = await fetch(where, { signal: AbortSignal.timeout(30_000), headers: { 'user-agent': USER_AGENT } });
     if (!response.ok) throw new Error(`HTTP ${response.status} ${response.statusText}`);
     if (Number(response.headers.get('content-length') ?? 0) > SIDECAR_LIMIT) throw new Error('larger than a sidecar can be');
     data = Buffer.from(await response.arrayBuffer());
@@ -190,7 +193,7 @@ export async function downloadImage(url: { url: string; sha256: string }, tarByt
   const hash = createHash('sha256');
   let received = 0;
   try {
-    const response = await fetch(url.url);
+    const response = await fetch(url.url, { headers: { 'user-agent': USER_AGENT } });
     if (!response.ok || !response.body) throw new Error(`HTTP ${response.status} ${response.statusText}`);
     const count = new Transform({
       transform(chunk: Buffer, _encoding, done) {

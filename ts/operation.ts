@@ -3,12 +3,15 @@
  * before the kexec (the staged image), and whether the kexec was triggered. Everything else flows from step
  * to step as return values (ts/run.ts).
  */
+import type { DownloadedImage } from './image-url.js';
 import type { Stage } from './steps/stage.js';
 
 /** The command line, parsed. */
 export interface Options {
   destination: string;
   image?: string;
+  /** --image-sha256: the pinned hash (a URL may carry it as #sha256= instead). */
+  imageSha256?: string;
   port?: number;
   identity?: string;
   sshOptions: string[];
@@ -33,4 +36,6 @@ export interface Session {
   stage?: Stage;
   /** When `kexec -e` was triggered on the host: from then on there is nothing to undo. */
   kexecTriggeredAt?: number;
+  /** A URL image this machine downloaded (the host could not): a temporary file, removed when the run ends. */
+  download?: DownloadedImage;
 }

@@ -3,6 +3,9 @@
  * the next ones take. Round trips before kexec (counted by the Remote): connect, preflight (+capture), stage,
  * kexec; one more on hosts whose network is captured with the image's ip.
  */
+import { parseUrlProbe } from './boundary/url-probe.js';
+import { planFetch } from './image-fetch.js';
+import { downloadForStreaming, loadImageSource } from './image-source.js';
 import { buildImageWithNix, loadImage, type Image } from './image.js';
 import { renderAuthorizedKeys, selectAuthorizedKeys } from './keys/authorized-keys.js';
 import type { Options, Session } from './operation.js';
@@ -19,16 +22,19 @@ import { releaseStage, stage, unstage } from './steps/stage.js';
 import { waitForRescue } from './steps/wait.js';
 import type { Ui } from './ui.js';
 
-/** Loads --image before anything connects, so a bad image is a usage error with the host untouched. */
+/**
+ * Loads --image before anything connects, so a bad image is a usage error with the host untouched: a file (its
+ * hash checked when pinned), or a URL's sidecar checked against the pinned hash (ts/image-url.ts).
+ */
 export async function localImage(options: Options): Promise<Image | undefined> {
-  return options.image ? loadImage(options.image) : undefined;
+  return options.image ? loadImageSource(options.image, options.imageSha256) : undefined;
 }
 
 /** Runs the whole rescue (or, with --dry-run, up to the checks). Cleans up the host on any failure before kexec. */
 export async function run(options: Options, remote: Remote, ui: Ui, session: Session, given?: Image): Promise<void> {
   try {
     await ui.step('connect', () => connect(remote, ui, options.connectTimeout));
-    const { report, output } = await ui.step('preflight', () => preflight(remote, ui));
+    const { report, output } = await ui.step('preflight', () => preflight(remote, ui, given?.url?.url));
     const { facts, hostKeys } = report;
     const image = given ?? (await ui.step('image', async () => {
       ui.info(`building the image for ${facts.arch} with Nix (${options.flake})`);
@@ -48,7 +54,17 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
     // The staging check refuses when there is no place, so a verdict that passed has one.
     const place = verdict.stage;
     if (!place) throw new Error('checks passed without a staging place');
-    const staged = await ui.step('stage', () => stage(remote, ui, image, place, session));
+    // A URL image: the host fetches it when it can, else this machine downloads it and streams it.
+    const fetchPlan = image.url && planFetch(parseUrlProbe(output), facts.mem_available_kb * 1024, image, { beforeKexecBytes: verdict.memory.beforeKexecBytes, tmpfsBytes: place.tmpfsBytes });
+    let staging = image;
+    if (fetchPlan && fetchPlan.via === 'operator') {
+      ui.info(`this machine fetches the image: ${fetchPlan.reason}`);
+      const fetched = await ui.step('download', () => downloadForStreaming(image, ui.progress('download', image.tarBytes), (t) => ui.info(t)));
+      session.download = fetched.download;
+      staging = fetched.image;
+    } else if (fetchPlan) ui.info(`the host fetches the image itself (${fetchPlan.fetcher}, verified with its own ${fetchPlan.shaTool})`);
+    const hostFetch = fetchPlan && fetchPlan.via === 'host' ? fetchPlan : undefined;
+    const staged = await ui.step('stage', () => stage(remote, ui, staging, place, session, hostFetch));
     if (!network) {
       const late = await ui.step('capture (image ip)', () => captureWithImageIp(remote, staged.imageDir));
       network = await ui.step('plan', () => plan(late, ui, options.dumpNetwork));
@@ -72,6 +88,7 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
   } finally {
     if (session.stage && !session.kexecTriggeredAt) await unstage(session);
     await remote.close();
+    await session.download?.remove();
   }
   ui.out(`The rescue system is up: ssh -l root${options.port ? ` -p ${options.port}` : ''} ${options.destination}`);
   if (options.shell) process.exitCode = await remote.interactive('root');

@@ -9,7 +9,7 @@ export function script(name: ScriptName, ...args: string[]): RemoteScript {
   return { name, text: scriptText(name), args };
 }
 
-export type ScriptName = 'preflight.sh' | 'capture-network.sh' | 'stage.sh' | 'kexec-run.sh' | 'restore.sh' | 'network-lib.sh';
+export type ScriptName = 'preflight.sh' | 'capture-network.sh' | 'probe-url.sh' | 'stage.sh' | 'kexec-run.sh' | 'restore.sh' | 'network-lib.sh';
 
 /** Text of scripts/NAME, relative to the package root (dist/ sits beside scripts/). */
 export function scriptText(name: ScriptName): string {

@@ -11,6 +11,10 @@ export const StageFactsSchema = z.strictObject({
   stale_stage_removed: z.string().optional(),
   stage_removed: z.string().optional(),
   stage_kept_for_kexec: z.string().optional(),
+  /** With the host fetching the image (url mode): bytes so far (the last line wins), the time, the verdict. */
+  fetched: count.optional(),
+  fetch_cs: count.optional(),
+  fetch_verified: z.literal('1').optional(),
 });
 
 /** A stage ready for kexec. */
@@ -23,6 +27,11 @@ export interface StagedImage {
 
 /** What stage.sh said once it printed `staged=1`: all three facts must be there. */
 const StagedSchema = StageFactsSchema.required({ stage_dir: true, image_dir: true, staged: true });
+
+/** Every fact stage.sh printed so far. */
+export function parseStageFacts(output: ScriptOutput): z.output<typeof StageFactsSchema> {
+  return parseBoundary('stage.sh', StageFactsSchema, output.facts);
+}
 
 /** The stage once stage.sh said `staged=1`. */
 export function parseStaged(output: ScriptOutput): StagedImage {

@@ -4,6 +4,7 @@
  * once, on the terminal. Returns what the host said; judging it is the checks step's job.
  */
 import { parsePreflight, type PreflightReport } from '../boundary/preflight.js';
+import { URL_PROBE_SECTION } from '../boundary/url-probe.js';
 import { EmergencyError, ExitCode } from '../errors.js';
 import { CAPTURE_SECTIONS } from '../network/capture.js';
 import type { Remote, RunResult } from '../remote.js';
@@ -22,14 +23,16 @@ export interface PreflightOutcome {
   output: ScriptOutput;
 }
 
-function runFacts(remote: Remote): Promise<RunResult> {
-  return remote.run([script('preflight.sh', remote.loginUser), script('capture-network.sh')]);
+/** With an image URL, probe-url.sh asks whether the host can fetch it itself, in the same round trip. */
+function runFacts(remote: Remote, imageUrl?: string): Promise<RunResult> {
+  return remote.run([script('preflight.sh', remote.loginUser), script('capture-network.sh'), ...(imageUrl ? [script('probe-url.sh', imageUrl)] : [])]);
 }
 
 /** Runs the facts script as root, finding out how: root, sudo -n, sudo with a password, doas -n. */
-async function factsAsRoot(remote: Remote, ui: Ui): Promise<RunResult> {
+async function factsAsRoot(remote: Remote, ui: Ui, imageUrl?: string): Promise<RunResult> {
   const host = remote.destination;
-  let result = await runFacts(remote);
+  const ask = () => runFacts(remote, imageUrl);
+  let result = await ask();
   if (remote.become === 'root' || result.stdout.includes(RAN)) return result;
   if (NEEDS_PASSWORD.test(result.stderr)) {
     if (!ui.interactive()) {
@@ -44,7 +47,7 @@ async function factsAsRoot(remote: Remote, ui: Ui): Promise<RunResult> {
     }
     remote.become = 'sudo-password';
     remote.setPassword(await ui.password(`[sudo] password for ${remote.loginUser}@${host}: `));
-    result = await runFacts(remote);
+    result = await ask();
     if (result.stdout.includes(RAN)) return result;
     if (NO_SUDO.test(result.stderr)) throw notRoot(remote, result);
     throw new EmergencyError(
@@ -56,7 +59,7 @@ async function factsAsRoot(remote: Remote, ui: Ui): Promise<RunResult> {
   }
   if (NO_SUDO.test(result.stderr)) {
     remote.become = 'doas';
-    result = await runFacts(remote);
+    result = await ask();
     if (result.stdout.includes(RAN)) return result;
   }
   throw notRoot(remote, result);
@@ -71,10 +74,10 @@ function notRoot(remote: Remote, result: RunResult): EmergencyError {
   );
 }
 
-export async function preflight(remote: Remote, ui: Ui): Promise<PreflightOutcome> {
-  const result = await factsAsRoot(remote, ui);
+export async function preflight(remote: Remote, ui: Ui, imageUrl?: string): Promise<PreflightOutcome> {
+  const result = await factsAsRoot(remote, ui, imageUrl);
   const output = parseScriptOutput(result.stdout);
-  const report = parsePreflight(output, CAPTURE_SECTIONS);
+  const report = parsePreflight(output, [...CAPTURE_SECTIONS, URL_PROBE_SECTION]);
   const { facts } = report;
   ui.info(`${facts.hostname}: ${facts.arch}, Linux ${facts.kernel}, ${Math.round(facts.mem_total_kb / 1024)} MiB RAM`);
   for (const u of report.unreadable) ui.warn(`cannot read ${u.file} of ${u.user}`);

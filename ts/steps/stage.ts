@@ -5,7 +5,9 @@
  */
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { parseStaged, type StagedImage } from '../boundary/stage.js';
+import { parseStaged, parseStageFacts, type StagedImage } from '../boundary/stage.js';
+import type { HostFetch } from '../image-fetch.js';
+import { describeHostFetch, hostFetchArgs } from '../image-source.js';
 import { StageError } from '../errors.js';
 import type { Image } from '../image.js';
 import type { Session } from '../operation.js';
@@ -39,12 +41,26 @@ function uploadStream(path: string, busybox: { offset: number; size: number }, o
   );
 }
 
-/** Stages `image` at `place`; registers the keeper in `session` at once, so an interrupt at any point cleans up. */
-export async function stage(remote: Remote, ui: Ui, image: Image, place: StagePlace, session: Session): Promise<Stage> {
-  const total = image.busybox.size + image.tarBytes;
-  const progress = ui.progress('upload', total);
+/**
+ * Stages `image` at `place`; registers the keeper in `session` at once, so an interrupt at any point cleans up.
+ * With `hostFetch` (a URL image the host can reach) the host downloads and verifies the tarball itself and
+ * nothing is streamed (scripts/stage.sh, url mode).
+ */
+export async function stage(remote: Remote, ui: Ui, image: Image, place: StagePlace, session: Session, hostFetch?: HostFetch): Promise<Stage> {
+  const total = hostFetch ? image.tarBytes : image.busybox.size + image.tarBytes;
+  const progress = ui.progress(hostFetch ? 'host download' : 'upload', total);
   const keeper = remote.start([
-    script('stage.sh', place.parent, place.mode, String(place.tmpfsBytes), String(image.busybox.size), image.busybox.sha256, String(image.tarBytes), image.sumsSha256),
+    script(
+      'stage.sh',
+      place.parent,
+      place.mode,
+      String(hostFetch ? hostFetch.tmpfsBytes : place.tmpfsBytes),
+      String(image.busybox.size),
+      hostFetch ? '-' : image.busybox.sha256,
+      String(image.tarBytes),
+      image.sumsSha256,
+      ...(hostFetch ? hostFetchArgs(image, hostFetch) : []),
+    ),
   ]);
   session.stage = { keeper, dir: '', imageDir: '' };
   const lines: string[] = [];
@@ -52,27 +68,33 @@ export async function stage(remote: Remote, ui: Ui, image: Image, place: StagePl
     keeper.onLine((line) => {
       lines.push(line);
       if (line === 'staged=1') resolve();
+      if (hostFetch && line.startsWith('fetched=')) progress(Number(line.slice('fetched='.length)));
     }),
   );
-  const upload = uploadStream(image.path, image.busybox, progress);
-  upload.pipe(keeper.stdin, { end: false });
+  // With the host fetching, nothing is streamed: stdin stays open only to hold the stage.
+  const upload = hostFetch ? undefined : uploadStream(image.path, image.busybox, progress);
+  upload?.pipe(keeper.stdin, { end: false });
   const outcome = await Promise.race([staged.then(() => 'staged' as const), keeper.done.then(() => 'exited' as const)]);
   if (outcome === 'exited') {
-    upload.destroy();
+    upload?.destroy();
     session.stage = undefined;
     const result = await keeper.done;
     const said = parseScriptOutput(result.stdout).errors.join('; ');
     throw new StageError(
       `staging the image on the host failed: ${said || `the stage script exited with ${result.code}`}`,
-      said.includes('corrupt')
+      said.includes('hash mismatch')
+        ? 'The file at the URL is not the image you pinned: check the URL and the hash against where the image is published. Nothing of it ran; the staging tmpfs was removed.'
+        : said.includes('corrupt')
         ? 'The image or the connection corrupted the upload. Check the image (sha256sum -c SHA256SUMS inside it) and run again; the host was cleaned up.'
         : 'Nothing was changed on the host: the staging tmpfs was removed. Fix the cause above and run again.',
       result.stderr,
     );
   }
-  const where = parseStaged(parseScriptOutput(lines.join('\n')));
+  const output = parseScriptOutput(lines.join('\n'));
+  const where = parseStaged(output);
   const current: Stage = { keeper, ...where };
   session.stage = current;
+  if (hostFetch) ui.info(describeHostFetch(image, parseStageFacts(output).fetch_cs));
   ui.info(`staged in a tmpfs at ${where.dir}; checksums verified on the host`);
   return current;
 }

@@ -5,7 +5,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { parseUrlProbe, type UrlProbe } from '../../boundary/url-probe.js';
 import { UsageError } from '../../errors.js';
+import { parseScriptOutput } from '../../sections.js';
 import { describeRate, planFetch } from '../../image-fetch.js';
 import { imageFromSidecar, parseImageSource, sidecarUrl } from '../../image-url.js';
 import { loadImage } from '../../image.js';
@@ -62,6 +64,8 @@ describe('the sidecar (scripts/image-sidecar.sh) and imageFromSidecar', () => {
     initrd: Buffer.alloc(90_001, 2),
     cmdline: 'console=ttyS0 emergency.rescue=1\n',
     'kexec-run.sh': '#!/bin/sh\necho kexec\n',
+    'kexec-trigger.sh': '#!/bin/sh\necho trigger\n',
+    'run-tool.sh': '#!/bin/sh\necho tool\n',
     'bin/busybox': Buffer.alloc(100_003, 3),
     'bin/kexec': Buffer.alloc(5000, 4),
     'bin/ip': Buffer.alloc(6000, 5),
@@ -90,7 +94,16 @@ describe('the sidecar (scripts/image-sidecar.sh) and imageFromSidecar', () => {
 
   it('copies the small files, not the programs or the kernel', () => {
     const names = [...tarFiles(sidecar).keys()].sort();
-    assert.deepEqual(names, ['emergency-image/SHA256SUMS', 'emergency-image/cmdline', 'emergency-image/image.info', 'emergency-image/kexec-run.sh', 'members', 'meta.info']);
+    assert.deepEqual(names, [
+      'emergency-image/SHA256SUMS',
+      'emergency-image/cmdline',
+      'emergency-image/image.info',
+      'emergency-image/kexec-run.sh',
+      'emergency-image/kexec-trigger.sh',
+      'emergency-image/run-tool.sh',
+      'members',
+      'meta.info',
+    ]);
   });
 
   /** The sidecar with one file replaced (or removed, with undefined). */
@@ -121,25 +134,38 @@ describe('the sidecar (scripts/image-sidecar.sh) and imageFromSidecar', () => {
 });
 
 describe('planFetch: the host fetches, or this machine does', () => {
-  const ok = { url_probe_end: '1', url_fetcher: 'curl', url_sha256: 'sha256sum', url_reachable: '1', has_head: '1', has_dd: '1', mem_available_kb: String(1024 * 1024) };
+  const ok: UrlProbe = { url_fetcher: 'curl', url_sha256: 'sha256sum', url_copy: true, url_reachable: true };
   const image = { tarBytes: 100 << 20 };
   const memory = { beforeKexecBytes: 300 << 20, tmpfsBytes: 150 << 20 };
-  const cases: [string, Record<string, string>, RegExp | 'host'][] = [
-    ['curl, sha256sum, reachable, enough memory', ok, 'host'],
-    ['busybox wget and busybox sha256sum', { ...ok, url_fetcher: 'busybox', url_sha256: 'busybox' }, 'host'],
-    ['no downloader', { ...ok, url_fetcher: 'none' }, /no curl, wget or busybox wget/],
-    ['no sha256 tool of its own', { ...ok, url_sha256: 'none' }, /no sha256 tool of its own/],
-    ['unreachable', { ...ok, url_reachable: '0', url_probe_error: 'Connection timed out' }, /cannot reach the URL \(Connection timed out\)/],
-    ['no head', { ...ok, has_head: '0' }, /lacks head or dd/],
-    ['memory for the staged files but not the tarball too', { ...ok, mem_available_kb: String(350 * 1024) }, /not the 400 MiB for the downloaded tarball/],
-    ['no probe answer', { ...ok, url_probe_end: '' }, /did not answer the URL probe/],
+  const GiB = 1 << 30;
+  const cases: [string, UrlProbe, number, RegExp | 'host'][] = [
+    ['curl, sha256sum, reachable, enough memory', ok, GiB, 'host'],
+    ['busybox wget and busybox sha256sum', { ...ok, url_fetcher: 'busybox', url_sha256: 'busybox' }, GiB, 'host'],
+    ['no downloader', { ...ok, url_fetcher: 'none' }, GiB, /no curl, wget or busybox wget/],
+    ['no sha256 tool of its own', { ...ok, url_sha256: 'none' }, GiB, /no sha256 tool of its own/],
+    ['unreachable', { ...ok, url_reachable: false, url_probe_error: 'Connection timed out' }, GiB, /cannot reach the URL \(Connection timed out\)/],
+    ['no dd or head', { ...ok, url_copy: false }, GiB, /lacks dd or head/],
+    ['memory for the staged files but not the tarball too', ok, 350 << 20, /not the 400 MiB for the downloaded tarball/],
   ];
-  for (const [name, facts, expected] of cases) {
+  for (const [name, probe, available, expected] of cases) {
     it(name, () => {
-      const plan = planFetch(facts, image, memory);
-      if (expected === 'host') assert.deepEqual(plan, { via: 'host', fetcher: facts.url_fetcher, shaTool: facts.url_sha256, tmpfsBytes: (150 << 20) + (100 << 20) });
+      const plan = planFetch(probe, available, image, memory);
+      if (expected === 'host') assert.deepEqual(plan, { via: 'host', fetcher: probe.url_fetcher, shaTool: probe.url_sha256, tmpfsBytes: (150 << 20) + (100 << 20) });
       else assert.ok(plan.via === 'operator' && expected.test(plan.reason), JSON.stringify(plan));
     });
   }
+  it('the probe section is parsed by its schema, a missing or unknown line named', () => {
+    const output = (body: string) => parseScriptOutput(`preflight_format=1\n@@emergency-section url-probe\n${body}`);
+    assert.deepEqual(parseUrlProbe(output('url_fetcher=wget-busybox\nurl_sha256=busybox\nurl_copy=1\nurl_reachable=0\nurl_probe_error=No route to host\n')), {
+      url_fetcher: 'wget-busybox',
+      url_sha256: 'busybox',
+      url_copy: true,
+      url_reachable: false,
+      url_probe_error: 'No route to host',
+    });
+    assert.throws(() => parseUrlProbe(output('url_fetcher=curl\nurl_sha256=sha256sum\nurl_copy=1\n')), /fact "url_reachable"/);
+    assert.throws(() => parseUrlProbe(output('url_fetcher=ftp\nurl_sha256=sha256sum\nurl_copy=1\nurl_reachable=1\n')), /url_fetcher/);
+    assert.throws(() => parseUrlProbe(parseScriptOutput('preflight_format=1\n')), /section "url-probe" is missing/);
+  });
   it('states a rate', () => assert.equal(describeRate(27_000_000, 1350), '27.0 MB in 1.4 s (20.0 MB/s)'));
 });
