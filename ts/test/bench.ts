@@ -12,8 +12,15 @@
  * through a userspace relay in front of QEMU's port forward (test/lib/slow-link.ts) that delays each chunk
  * 50 ms per direction and limits each direction to 50 Mbit/s; this kernel has no `netem` qdisc, and `tbf`
  * alone gives no delay. The link is measured through the relay the same way, so that floor is measured too.
+ *
+ * As root, the bench runs in a network namespace of its own (test/lib/own-netns.ts) and adds two shaped runs
+ * with `--image http://10.0.2.100:8080/…#sha256=…`: the operator's route to that HTTP server goes through the same
+ * relay (the operator's slow link), while the test server reaches it through QEMU's guestfwd unshaped (the data
+ * centre's link). Once the host fetches it itself; once without guestfwd, so the CLI downloads it over the slow
+ * link and streams it over the slow link again.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +33,10 @@ import { Link } from './lib/link.js';
 import { bootRescueImage } from './lib/rescue-vm.js';
 import { defaultScenario, startServer, type TestServer } from './lib/server.js';
 import { startRelay, type Relay } from './lib/slow-link.js';
+import { startFileServer } from './lib/http-files.js';
+import { netnsUnavailable, ownNetns } from './lib/own-netns.js';
+import { buildServerBase } from './lib/server-image.js';
+import { fileURLToPath } from 'node:url';
 
 /** The shaped link: 100 ms round trip, 50 Mbit/s each way. */
 const SHAPED = { oneWayDelayMs: 50, bytesPerSecond: 50e6 / 8, label: '100 ms RTT + 50 Mbit/s (userspace relay)' };
@@ -56,6 +67,17 @@ interface Report {
   median?: { totalS: number; steps: Record<string, number>; otherS: number; rttMs: number; uploadMiBps: number; roundTrips: number; rescueAnswersS: number };
   floor?: { uploadS: number; rescueBootS: number; rttS: number; totalS: number; overheadS: number };
   shaped?: Report;
+  /** The shaped runs with --image URL: the host fetching it, and the CLI fetching it (no guestfwd). */
+  url?: { hostFetch: UrlRun; cliFetch: UrlRun } | { skipped: string };
+}
+
+/** One shaped rescue from an image URL. */
+interface UrlRun {
+  totalS: number;
+  steps: Record<string, number>;
+  /** What the CLI said about the download: "27.0 MB in 1.3 s (20.8 MB/s)". */
+  fetch: string;
+  roundTrips?: number;
 }
 
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
@@ -143,6 +165,38 @@ async function rescueOnce(imagePath: string, image: Image, first: boolean, shape
   }
 }
 
+const URL_ADDR = '10.0.2.100';
+const TCP_PIPE = fileURLToPath(new URL('./lib/tcp-pipe.js', import.meta.url));
+
+/**
+ * A shaped rescue from http://10.0.2.100:8080/…: that port is the slow relay in front of the HTTP server on 8081;
+ * with `hostFetch` the server's guestfwd reaches 8081 directly.
+ */
+async function urlRescueOnce(imagePath: string, hostFetch: boolean): Promise<UrlRun> {
+  const pin = createHash('sha256').update(readFileSync(imagePath)).digest('hex');
+  const files = await startFileServer(URL_ADDR, 8081, { '/i.tar': imagePath, '/i.tar.meta': `${imagePath}.meta` });
+  const httpRelay = await startRelay({ ...SHAPED, targetPort: 8081, targetHost: URL_ADDR, listen: { host: URL_ADDR, port: 8080 } });
+  const guestfwd = hostFetch ? [{ addr: URL_ADDR, port: 8080, cmd: `${process.execPath} ${TCP_PIPE} ${URL_ADDR} 8081` }] : undefined;
+  const server = await startServer(defaultScenario(), { log, guestfwd });
+  let relay: Relay | undefined;
+  try {
+    relay = await startRelay({ targetPort: server.port, ...SHAPED });
+    const knownHostsFile = join(server.workDir, 'known_hosts.relay');
+    writeFileSync(knownHostsFile, readFileSync(server.knownHostsFile, 'utf8').replaceAll(`[127.0.0.1]:${server.port}`, `[127.0.0.1]:${relay.port}`));
+    const target = { ...server, port: relay.port, knownHostsFile };
+    const cli = await runCli(['--yes', '--timeout', '240', '--image', `http://${URL_ADDR}:8080/i.tar#sha256=${pin}`, ...targetArgs(target, 'root')]);
+    if (cli.code !== 0) throw new Error(`the URL rescue failed (exit ${cli.code}):\n${cli.stderr}`);
+    const said = hostFetch ? /the host fetched the image itself: (.+?), sha256/.exec(cli.stderr) : /downloaded (.+?), sha256 verified/.exec(cli.stderr);
+    if (!said) throw new Error(`the CLI did not say how the image came (${hostFetch ? 'host' : 'CLI'} fetch expected):\n${cli.stderr}`);
+    return { totalS: cli.ms / 1000, steps: parseStepLines(cli.stderr), fetch: said[1], roundTrips: parseCliFacts(cli.stderr).roundTrips };
+  } finally {
+    await relay?.close();
+    await server.stop();
+    await httpRelay.close();
+    await files.close();
+  }
+}
+
 function summarise(report: Report): void {
   const runs = report.runs;
   const m = (f: (r: RunResult) => number | undefined) => median(runs.map(f).filter((v): v is number => v !== undefined && Number.isFinite(v)));
@@ -197,6 +251,12 @@ function table(report: Report): string {
       rows.push(['  overhead above that floor', sec(f.overheadS)]);
     }
   }
+  if (report.url && 'hostFetch' in report.url) {
+    for (const [label, r] of [['--image URL, the host fetches', report.url.hostFetch], ['--image URL, the CLI fetches (no route)', report.url.cliFetch]] as const) {
+      rows.push([`${label} (shaped)`, sec(r.totalS), Object.entries(r.steps).map(([k, v]) => `${k} ${sec(v)}`).join(' · ')]);
+      rows.push(['  download', r.fetch, label.includes('host') ? 'host ← HTTP server over guestfwd (unshaped)' : 'CLI ← HTTP server over the shaped link, then streamed over it']);
+    }
+  } else if (report.url) rows.push(['--image URL runs', 'skipped', report.url.skipped]);
   return renderTable(rows);
 }
 
@@ -235,12 +295,34 @@ async function main(): Promise<void> {
     report.shaped = { machine: { ...report.machine, shaping: SHAPED.label }, image: report.image, rescueBootS: report.rescueBootS, runs: [r] };
     summarise(report.shaped);
   }
+  if (!values.quick && !values['no-shaped']) {
+    if (urlSkipped) report.url = { skipped: urlSkipped };
+    else {
+      log(`rescue with --image URL over ${SHAPED.label}: the host fetches`);
+      const hostFetch = await urlRescueOnce(imagePath, true);
+      log(`  ${sec(hostFetch.totalS)}: ${hostFetch.fetch}`);
+      log(`rescue with --image URL over ${SHAPED.label}: no route from the host, the CLI fetches`);
+      const cliFetch = await urlRescueOnce(imagePath, false);
+      log(`  ${sec(cliFetch.totalS)}: ${cliFetch.fetch}`);
+      report.url = { hostFetch, cliFetch };
+    }
+  }
   if (values.json) writeFileSync(values.json, `${JSON.stringify(report, null, 2)}\n`);
   const m = report.machine;
   process.stdout.write(`${m.nproc} × ${m.cpu}, ${m.qemu}, ${m.accel}; Linux ${m.kernel}; node ${m.node}\n\n${table(report)}\n`);
 }
 
-main().catch((e: Error) => {
-  process.stderr.write(`bench failed: ${e.stack ?? e.message}\n`);
-  process.exitCode = 1;
-});
+// As root, everything runs in a namespace of its own whose loopback holds the URL's address (test/lib/own-netns.ts).
+const urlSkipped = netnsUnavailable();
+const where = urlSkipped
+  ? 'here'
+  : await ownNetns(import.meta.url, [URL_ADDR], async () => {
+      await buildTestImage(log);
+      await buildServerBase(log);
+    });
+if (where !== 'parent') {
+  main().catch((e: Error) => {
+    process.stderr.write(`bench failed: ${e.stack ?? e.message}\n`);
+    process.exitCode = 1;
+  });
+}

@@ -34,7 +34,7 @@ const where = skip ? 'skipped' : await ownNetns(import.meta.url, [ADDR], async (
 });
 
 const tail = (s: TestServer) => s.serialLog().split('\n').slice(-30).join('\n');
-/** The CLI's own requests carry this User-Agent; the host's busybox wget says Wget. */
+/** The CLI's own requests carry this User-Agent; the host's busybox wget says Wget (its --spider probe is a GET too). */
 const byCli = (f: FileServer, path: string) => f.log.filter((r) => r.path === path && r.method === 'GET' && r.userAgent.startsWith('emergency'));
 const byHost = (f: FileServer, path: string) => f.log.filter((r) => r.path === path && r.method === 'GET' && /wget/i.test(r.userAgent));
 
@@ -81,7 +81,7 @@ if (where !== 'parent') {
         assert.equal(result.code, 5, `expected exit 5 (staging failed):\n${result.stderr}`);
         assert.match(result.stderr, /image hash mismatch: the downloaded image has sha256 [0-9a-f]{64}, not the pinned [0-9a-f]{64}/);
         assert.match(result.stderr, /the host fetches the image itself/, 'the host took the download');
-        assert.equal(byHost(files, `/evil/${tarName}`).length, 1, 'the host downloaded the tampered tarball itself');
+        assert.ok(byHost(files, `/evil/${tarName}`).length >= 1, 'the host downloaded the tampered tarball itself');
         assert.equal(byCli(files, `/evil/${tarName}`).length, 0, 'the CLI never downloaded the tarball');
         assert.doesNotMatch(result.stderr, /✓ kexec/);
         assert.equal(await waitForNoStage(server), '', 'no tmpfs, stage dir or keeper is left');
@@ -96,9 +96,9 @@ if (where !== 'parent') {
         const served = { ...files, log: files.log.slice(log) };
         assert.equal(byCli(served, `/${tarName}.meta`).length, 1, 'the CLI read the sidecar');
         assert.equal(byCli(served, `/${tarName}`).length, 0, 'the CLI did not download the tarball');
-        const hostGet = byHost(served, `/${tarName}`);
-        assert.equal(hostGet.length, 1, 'the host downloaded the tarball');
-        assert.equal(hostGet[0].bytes, readFileSync(await buildTestImage()).length, 'all of it');
+        const hostGets = byHost(served, `/${tarName}`);
+        assert.ok(hostGets.length >= 1 && hostGets.length <= 2, `the host probed and downloaded the tarball: ${hostGets.length} GETs`);
+        assert.ok(hostGets.some((r) => r.bytes === readFileSync(await buildTestImage()).length), 'all of it, once');
         const rescue = await server.ssh('root', 'cat /proc/cmdline; test -e /etc/emergency-rescue && echo rescue-marker');
         assert.equal(rescue.code, 0, rescue.stderr);
         assert.match(rescue.stdout, /emergency\.rescue=1/);

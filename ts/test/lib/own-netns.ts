@@ -33,7 +33,8 @@ export async function ownNetns(moduleUrl: string, addresses: string[], prepare: 
     return 'inside';
   }
   await prepare();
-  const child = spawnSync('unshare', ['-n', '--', process.execPath, ...process.execArgv, fileURLToPath(moduleUrl)], { stdio: 'inherit', env: { ...process.env, [MARK]: '1' } });
+  const args = [...process.execArgv, fileURLToPath(moduleUrl), ...process.argv.slice(2)];
+  const child = spawnSync('unshare', ['-n', '--', process.execPath, ...args], { stdio: 'inherit', env: { ...process.env, [MARK]: '1' } });
   process.exitCode = child.status ?? 1;
   return 'parent';
 }
