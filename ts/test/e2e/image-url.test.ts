@@ -90,7 +90,7 @@ if (where !== 'parent') {
 
       it('rescues with the image the host fetched itself; the CLI read only the sidecar', async () => {
         const log = files.log.length;
-        const result = await runCli(['--yes', '--timeout', '240', '--image', `${files.url(`/${tarName}`)}#sha256=${pin}`, ...targetArgs(server, 'admin')]);
+        const result = await runCli(['--yes', '--timeout', '480', '--image', `${files.url(`/${tarName}`)}#sha256=${pin}`, ...targetArgs(server, 'admin')]);
         assert.equal(result.code, 0, `rescue failed:\n${result.stderr}\n--- serial ---\n${tail(server)}`);
         assert.match(result.stderr, /the host fetched the image itself: [\d.]+ MB in [\d.]+ s \([\d.]+ MB\/s\), sha256 verified there/);
         const served = { ...files, log: files.log.slice(log) };
@@ -98,7 +98,8 @@ if (where !== 'parent') {
         assert.equal(byCli(served, `/${tarName}`).length, 0, 'the CLI did not download the tarball');
         const hostGets = byHost(served, `/${tarName}`);
         assert.ok(hostGets.length >= 1 && hostGets.length <= 2, `the host probed and downloaded the tarball: ${hostGets.length} GETs`);
-        assert.ok(hostGets.some((r) => r.bytes === readFileSync(await buildTestImage()).length), 'all of it, once');
+        const size = readFileSync(await buildTestImage()).length;
+        assert.ok(hostGets.some((r) => r.bytes === size), 'all of it, once');
         const rescue = await server.ssh('root', 'cat /proc/cmdline; test -e /etc/emergency-rescue && echo rescue-marker');
         assert.equal(rescue.code, 0, rescue.stderr);
         assert.match(rescue.stdout, /emergency\.rescue=1/);
@@ -115,7 +116,7 @@ if (where !== 'parent') {
 
       it('falls back: the CLI downloads and verifies the image, streams it, and the host is rescued', async () => {
         const log = files.log.length;
-        const result = await runCli(['--yes', '--timeout', '240', '--image', files.url(`/${tarName}`), '--image-sha256', pin, ...targetArgs(server, 'admin')]);
+        const result = await runCli(['--yes', '--timeout', '480', '--image', files.url(`/${tarName}`), '--image-sha256', pin, ...targetArgs(server, 'admin')]);
         assert.equal(result.code, 0, `rescue failed:\n${result.stderr}\n--- serial ---\n${tail(server)}`);
         assert.match(result.stderr, /this machine fetches the image: the host cannot reach the URL/);
         assert.match(result.stderr, /downloaded [\d.]+ MB in [\d.]+ s \([\d.]+ MB\/s\), sha256 verified; streaming it to the host/);
