@@ -74,7 +74,7 @@ async function main(): Promise<void> {
     }
     process.stderr.write('\ninterrupted: removing the staged image from the host…\n');
     // exit() rather than exitCode: the interrupted step may hold timers and sockets open forever.
-    void Promise.allSettled([unstage(session, 10000)])
+    void Promise.allSettled([unstage(session, 10000), session.download?.remove()])
       .then(() => remote.close())
       .finally(() => process.exit(ExitCode.Interrupted));
   });

@@ -45,6 +45,13 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
     let network = captured && (await ui.step('plan', () => plan(captured, ui, options.dumpNetwork)));
     const checkInput = { facts, image, hostKeys, authorizedKeyCount: keys.keys.length, plan: network?.plan };
     const verdict = await ui.step('checks', async () => checks(checkInput, options.ignorePreflightErrors, ui));
+    // A URL image: the host fetches it when it can, else this machine downloads it and streams it.
+    const fetchPlan = image.url && verdict.stage
+      ? planFetch(parseUrlProbe(output), facts.mem_available_kb * 1024, image, { beforeKexecBytes: verdict.memory.beforeKexecBytes, tmpfsBytes: verdict.stage.tmpfsBytes })
+      : undefined;
+    if (fetchPlan) {
+      ui.info(fetchPlan.via === 'host' ? `the host fetches the image itself (${fetchPlan.fetcher}, verified with its own ${fetchPlan.shaTool})` : `this machine fetches the image: ${fetchPlan.reason}`);
+    }
     if (options.dryRun) {
       ui.out(describeChecks(verdict));
       ui.out(describeRescue(network, hostKeys, keys));
@@ -54,16 +61,13 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
     // The staging check refuses when there is no place, so a verdict that passed has one.
     const place = verdict.stage;
     if (!place) throw new Error('checks passed without a staging place');
-    // A URL image: the host fetches it when it can, else this machine downloads it and streams it.
-    const fetchPlan = image.url && planFetch(parseUrlProbe(output), facts.mem_available_kb * 1024, image, { beforeKexecBytes: verdict.memory.beforeKexecBytes, tmpfsBytes: place.tmpfsBytes });
     let staging = image;
-    if (fetchPlan && fetchPlan.via === 'operator') {
-      ui.info(`this machine fetches the image: ${fetchPlan.reason}`);
+    if (fetchPlan?.via === 'operator') {
       const fetched = await ui.step('download', () => downloadForStreaming(image, ui.progress('download', image.tarBytes), (t) => ui.info(t)));
       session.download = fetched.download;
       staging = fetched.image;
-    } else if (fetchPlan) ui.info(`the host fetches the image itself (${fetchPlan.fetcher}, verified with its own ${fetchPlan.shaTool})`);
-    const hostFetch = fetchPlan && fetchPlan.via === 'host' ? fetchPlan : undefined;
+    }
+    const hostFetch = fetchPlan?.via === 'host' ? fetchPlan : undefined;
     const staged = await ui.step('stage', () => stage(remote, ui, staging, place, session, hostFetch));
     if (!network) {
       const late = await ui.step('capture (image ip)', () => captureWithImageIp(remote, staged.imageDir));
