@@ -92,6 +92,8 @@ in
           pkgs.gnugrep
           pkgs.gnused
           pkgs.iproute2
+          # rescue-banner.sh formats the restore's step results with awk.
+          pkgs.gawk
           # network.sh starts a DHCP client (in the background) only on interfaces whose addresses the old
           # system had leased, and keeps the last lease statically too; dhcpcd is the client it finds here.
           pkgs.dhcpcd
@@ -101,14 +103,23 @@ in
           SSH_DIR = "/etc/ssh";
           ROOT_SSH_DIR = "/root/.ssh";
           RESTORE_LOG = "/var/log/emergency-restore.log";
+          RESTORE_STEPS = "/run/emergency/restore-steps";
+          BANNER = "/run/emergency/banner";
         };
         serviceConfig = {
           Type = "oneshot";
           RemainAfterExit = true;
           ExecStart = "${lib.getExe pkgs.dash} ${../scripts/restore.sh}";
+          # The login banner from the restore's results and the old system's disks (docs/image-layout.md).
+          ExecStartPost = "${lib.getExe pkgs.dash} ${../scripts/rescue-banner.sh}";
           StandardOutput = "journal+console";
         };
       };
+
+      # Every login shell (ssh, the autologin console) starts with the banner rescue-banner.sh wrote.
+      environment.loginShellInit = ''
+        if [ -r /run/emergency/banner ]; then cat /run/emergency/banner; fi
+      '';
     }
   ];
 }

@@ -2,7 +2,8 @@
 # Host side of the point of no return. Runs as root from the staged image directory
 # (docs/image-layout.md) with only `sh` and `cat` from the host; everything else is the image's own bin/.
 #
-# stdin:  a tar with the restore data chosen by the orchestrator (network.sh, authorized_keys, restore.env)
+# stdin:  a tar with the restore data chosen by the orchestrator (network.sh, authorized_keys, restore.env,
+#         old-system.txt)
 # args:   [--load-only] HOST_KEY_PATH...   private host key paths; each needs its .pub beside it
 # prints: key=value facts, ending with `kexec_loaded=1` when the rescue system is loaded
 #

@@ -130,4 +130,31 @@ for file in /etc/ssh/authorized_keys.d/*; do
   printf '@@emergency-section authorized-keys %s %s\n' "${file##*/}" "$file"
   cat "$file"
 done
+# The old system's disks, for the rescue's login banner (ts/rescue-summary.ts): the mount table's real file
+# systems (and the root line whatever it is), the block devices from sysfs, labels from udev's symlinks and,
+# when `timeout` can bound it, blkid (it reads superblocks, and a dying disk must not hang preflight).
+printf '@@emergency-section mounts\n'
+awk '$2 == "/" || $1 ~ /^\// || $3 == "zfs" || $3 == "btrfs"' /proc/self/mounts 2>/dev/null
+printf '@@emergency-section block-devices\n'
+for dev in /sys/block/*; do
+  [ -r "$dev/size" ] || continue
+  name=${dev##*/}
+  case $name in loop* | ram* | zram*) [ "$(cat "$dev/size")" != 0 ] || continue ;; esac
+  model=$(tr -s ' \t' ' ' 2>/dev/null <"$dev/device/model" | sed 's/^ //; s/ $//')
+  printf 'disk\t%s\t%s\t%s\n' "$name" "$(cat "$dev/size")" "$model"
+  for part in "$dev/$name"*; do
+    [ -r "$part/partition" ] || continue
+    printf 'part\t%s\t%s\t\n' "${part##*/}" "$(cat "$part/size")"
+  done
+done
+printf '@@emergency-section disk-labels\n'
+for link in /dev/disk/by-label/*; do
+  [ -L "$link" ] || continue
+  target=$(readlink "$link")
+  printf '%s\t%s\n' "${target##*/}" "${link##*/}"
+done
+if has blkid && has timeout; then
+  printf '@@emergency-section blkid\n'
+  timeout 5 blkid 2>/dev/null
+fi
 printf '@@emergency-section preflight-end\n'

@@ -11,15 +11,19 @@
 #   SSH_DIR         sshd's host key directory                 (default /etc/ssh)
 #   ROOT_SSH_DIR    root's ~/.ssh                              (default /root/.ssh)
 #   RESTORE_LOG     log file, also echoed to the console       (default /var/log/emergency-restore.log)
+#   RESTORE_STEPS   one `STATUS<TAB>TEXT` line per step (ok, failed, skipped), read by rescue-banner.sh
+#                                                              (default /run/emergency/restore-steps)
 set -u
 
 data=${EMERGENCY_DIR-/emergency}
 ssh_dir=${SSH_DIR-/etc/ssh}
 root_ssh_dir=${ROOT_SSH_DIR-/root/.ssh}
 log=${RESTORE_LOG-/var/log/emergency-restore.log}
+steps=${RESTORE_STEPS-/run/emergency/restore-steps}
 failures=0
 
-mkdir -p "$(dirname "$log")" 2>/dev/null
+mkdir -p "$(dirname "$log")" "$(dirname "$steps")" 2>/dev/null
+: >"$steps" 2>/dev/null
 say() {
   printf 'emergency-restore: %s\n' "$*"
   printf '%s\n' "$*" >>"$log" 2>/dev/null
@@ -27,9 +31,15 @@ say() {
   if [ -w /dev/console ]; then printf 'emergency-restore: %s\n' "$*" >/dev/console 2>/dev/null; fi
   return 0
 }
+# The banner's "restore:" lines: what each step did, in words for the operator.
+step_result() {
+  printf '%s\t%s\n' "$1" "$2" >>"$steps" 2>/dev/null
+  return 0
+}
 step_failed() {
   failures=$((failures + 1))
   say "FAILED: $*"
+  step_result failed "$*"
 }
 
 install_host_keys() {
@@ -52,6 +62,7 @@ install_host_keys() {
     fi
   done
   say "host keys installed: $found"
+  if [ "$found" -gt 0 ]; then step_result ok "host keys: $found installed"; else step_result failed "host keys: none installed, sshd cannot start"; fi
 }
 
 install_authorized_keys() {
@@ -62,7 +73,10 @@ install_authorized_keys() {
   if (umask 077 && mkdir -p "$root_ssh_dir" && cat "$data/authorized_keys" >"$root_ssh_dir/authorized_keys"); then
     chmod 700 "$root_ssh_dir"
     chmod 600 "$root_ssh_dir/authorized_keys"
-    say "authorized keys for root: $(grep -c '^[^#]' "$root_ssh_dir/authorized_keys" 2>/dev/null || echo 0)"
+    # grep -c prints 0 itself when nothing matches (and exits 1): no `|| echo 0`, which would print it twice.
+    count=$(grep -c '^[^#]' "$root_ssh_dir/authorized_keys" 2>/dev/null)
+    say "authorized keys for root: ${count:-0}"
+    step_result ok "authorized keys for root: ${count:-0}"
   else
     step_failed "authorized keys not installed in $root_ssh_dir"
   fi
@@ -76,6 +90,7 @@ restore_network() {
   # network.sh logs each of its own steps and never stops on one failure (ts/network/render.ts).
   if sh "$data/network.sh" >>"$log" 2>&1; then
     say "network restored"
+    step_result ok "network: restored as captured (log: $log)"
   else
     step_failed "network.sh reported $? failed step(s); see $log"
   fi
@@ -83,6 +98,7 @@ restore_network() {
 
 if [ ! -d "$data" ]; then
   say "no $data directory: booted without emergency data, nothing to restore"
+  step_result skipped "everything: booted without emergency data"
   exit 0
 fi
 install_host_keys

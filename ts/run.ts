@@ -9,6 +9,7 @@ import { downloadForStreaming, loadImageSource } from './image-source.js';
 import { buildImageWithNix, loadImage, type Image } from './image.js';
 import { renderAuthorizedKeys, selectAuthorizedKeys } from './keys/authorized-keys.js';
 import type { Options, Session } from './operation.js';
+import { renderOldSystem, renderRescueSummary } from './rescue-summary.js';
 import { describeChecks } from './preflight/verdict.js';
 import type { Remote } from './remote.js';
 import { capture, captureWithImageIp } from './steps/capture.js';
@@ -82,6 +83,7 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
         networkScript: network.script,
         authorizedKeys: renderAuthorizedKeys(keys),
         env: { hostname: facts.hostname, boot_id: facts.boot_id },
+        oldSystem: renderOldSystem(report.oldSystem),
       }),
     );
     const triggeredAt = Date.now();
@@ -89,6 +91,8 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
     releaseStage(session);
     ui.info(`${remote.roundTrips} ssh round trip(s) before kexec`);
     await ui.step('wait', () => waitForRescue(remote, ui, { oldBootId: facts.boot_id, triggeredAt, timeoutSeconds: options.timeout }));
+    // What the login banner says, from the same data (the restore's own results are in the banner itself).
+    ui.out(renderRescueSummary({ hostname: facts.hostname, oldSystem: renderOldSystem(report.oldSystem) }));
   } finally {
     if (session.stage && !session.kexecTriggeredAt) await unstage(session);
     await remote.close();

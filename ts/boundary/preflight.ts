@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ConnectionError } from '../errors.js';
+import { parseOldSystem, type OldSystem } from '../rescue-summary.js';
 import type { ScriptOutput } from '../sections.js';
 import { count, flag, parseBoundary, ProtocolError } from './schema.js';
 
@@ -63,6 +64,8 @@ export interface PreflightReport {
   authorizedKeys: AuthorizedKeysFile[];
   /** authorized_keys files that exist but could not be read. */
   unreadable: { user: string; file: string }[];
+  /** The old system's root, mounts and block devices. */
+  oldSystem: OldSystem;
 }
 
 /** The sections preflight.sh prints, with how many arguments each takes (the rest of the line for the last). */
@@ -70,6 +73,11 @@ const SECTIONS = {
   'host-key': 2,
   'authorized-keys': 2,
   unreadable: 2,
+  // The old system's storage, for the login banner (parsed by ts/rescue-summary.ts).
+  mounts: 0,
+  'block-devices': 0,
+  'disk-labels': 0,
+  blkid: 0,
   'preflight-end': 0,
 } as const;
 
@@ -93,5 +101,6 @@ export function parsePreflight(output: ScriptOutput, otherSections: readonly str
     hostKeys: named('host-key').map((s) => ({ path: s.args[0], present: s.args[1] === 'present', pub: s.body.trim() })),
     authorizedKeys: named('authorized-keys').map((s) => ({ user: s.args[0], file: s.args.slice(1).join(' '), content: s.body })),
     unreadable: named('unreadable').map((s) => ({ user: s.args[0], file: s.args.slice(1).join(' ') })),
+    oldSystem: parseOldSystem(output),
   };
 }

@@ -19,6 +19,8 @@ export interface RestoreData {
   authorizedKeys: string;
   /** restore.env facts about the old system. */
   env: Record<string, string>;
+  /** The old system's root, mounts and disks for the login banner (ts/rescue-summary.ts, renderOldSystem). */
+  oldSystem: string;
 }
 
 /** The restore data as the tar kexec-run.sh reads on its stdin. */
@@ -27,6 +29,7 @@ export function restoreTar(data: RestoreData): Buffer {
     'network.sh': data.networkScript,
     authorized_keys: data.authorizedKeys,
     'restore.env': Object.entries(data.env).map(([k, v]) => `${k}=${v}\n`).join(''),
+    'old-system.txt': data.oldSystem,
   });
 }
 

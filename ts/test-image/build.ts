@@ -92,7 +92,7 @@ export const RESCUE_PACKAGES = [
 export const NIC_MODULES = ['virtio_pci', 'virtio_net', ...Object.values(LINK_KINDS).map((k) => k.module)];
 
 /** Project files that go into the image: any change rebuilds it. */
-const PROJECT_FILES = ['modules/kernel-params.json', 'ts/network/link-kinds.ts', 'scripts/kexec-run.sh', 'scripts/kexec-trigger.sh', 'scripts/run-tool.sh', 'scripts/restore.sh', 'scripts/image-sidecar.sh', 'ts/test-image/rescue-init.sh', 'ts/test-image/sshd_config'];
+const PROJECT_FILES = ['modules/kernel-params.json', 'ts/network/link-kinds.ts', 'scripts/kexec-run.sh', 'scripts/kexec-trigger.sh', 'scripts/run-tool.sh', 'scripts/restore.sh', 'scripts/image-sidecar.sh', 'scripts/rescue-banner.sh', 'ts/test-image/rescue-init.sh', 'ts/test-image/sshd_config'];
 
 
 /** The builder's own compiled files, so a builder change also rebuilds. */
@@ -128,6 +128,8 @@ function rescueEtc(): Record<string, [string, number]> {
     'etc/shadow': ['root:*:19000:0:99999:7:::\nsshd:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n', 0o600],
     'etc/inittab': ['::askfirst:-/bin/sh\n::ctrlaltdel:/sbin/reboot\n::shutdown:/bin/umount -a -r\n', 0o644],
     'etc/hosts': ['127.0.0.1 localhost\n::1 localhost\n', 0o644],
+    // A login shell greets the operator with the banner rescue-banner.sh wrote (docs/image-layout.md).
+    'etc/profile': ['[ -r /run/emergency/banner ] && cat /run/emergency/banner\n', 0o644],
     // Loading bonding or dummy must not create a bond0 or dummy0 that was never on the old system; network.sh
     // makes its own.
     'etc/modprobe.d/emergency.conf': [
@@ -164,6 +166,7 @@ async function buildRescueInitrd(root: string, work: string, out: string): Promi
   if (/@[a-z]+@/.test(init)) throw new Error('rescue-init.sh has a placeholder the builder does not fill');
   await writeIn(stage, 'init', init, 0o755);
   await writeIn(stage, 'usr/lib/emergency/restore.sh', await readFile(join(REPO, 'scripts/restore.sh')), 0o755);
+  await writeIn(stage, 'usr/lib/emergency/rescue-banner.sh', await readFile(join(REPO, 'scripts/rescue-banner.sh')), 0o755);
   await writeIn(stage, 'etc/ssh/sshd_config', await readFile(join(REPO, 'ts/test-image/sshd_config')), 0o644);
   for (const [path, [content, mode]] of Object.entries(rescueEtc())) await writeIn(stage, path, content, mode);
   for (const [dir, mode] of [['root', 0o700], ['tmp', 0o1777], ['proc', 0o755], ['sys', 0o755], ['dev', 0o755], ['run', 0o755], ['var/log', 0o755], ['mnt', 0o755]] as const) {

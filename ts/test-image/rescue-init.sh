@@ -59,6 +59,8 @@ printf 'name=%s\nbooted_at=%s\n' '@name@' "$(date +%s)" >/etc/emergency-rescue
 
 # restore.sh writes each line to the console itself; its stdout would only repeat them there.
 sh /usr/lib/emergency/restore.sh >/dev/null
+# The login banner: the old system's disks, what the restore did, how to leave.
+sh /usr/lib/emergency/rescue-banner.sh || log "cannot write the login banner"
 
 mkdir -p /run/sshd
 chmod 755 /run/sshd

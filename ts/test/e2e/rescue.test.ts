@@ -108,5 +108,27 @@ describe('emergency rescues a QEMU server end to end (needs QEMU)', { skip, time
     assert.deepEqual(raRoutes, [], 'no routes from router advertisements: the old system ignored them');
     const oldNames = new Set(server.scenario.nics.map((n) => n.name));
     assert.ok(parsed.addrs.every((a) => !oldNames.has(a.ifname)), 'the rescue kernel named the NICs differently, so matching by MAC was needed');
+
+    // The CLI prints the rescue's summary: the old root as preflight saw it (the test server's / is a tmpfs).
+    assert.match(result.stdout, /^emergency rescue system for \S+: running from RAM/m, 'the CLI prints the summary');
+    assert.match(result.stdout, /^old root: {2}root \(tmpfs, rw/m, "the old root's device and type");
+  });
+
+  it('greets an interactive root login with the banner: host, restore steps, old root and its first command, how to leave', async () => {
+    const hostname = (await server.ssh('root', 'sed -n s/^hostname=//p /emergency/restore.env')).stdout.trim();
+    // -tt and no command: sshd starts a login shell on a terminal, as for an operator typing `ssh root@host`.
+    const login = execFileSync('ssh', [...sshArgs({ port: server.port, knownHostsFile: server.knownHostsFile, identity: server.keys.root }), '-tt', 'root@127.0.0.1'], {
+      input: 'exit\n',
+      encoding: 'utf8',
+    }).replace(/\r\n/g, '\n');
+    assert.ok(hostname, 'restore.env names the old host');
+    assert.match(login, new RegExp(`^emergency rescue system for ${hostname}: running from RAM`, 'm'));
+    assert.match(login, /^restore:\n {2}ok {7}host keys: \d+ installed\n {2}ok {7}authorized keys for root: [1-9]\d*\n {2}ok {7}network: restored/m, 'each restore step and its result');
+    assert.match(login, /^old root: {2}root \(tmpfs, rw[^)]*\)$/m, "the old root's device, type and options");
+    assert.match(login, /^ {11}the old root was tmpfs \(root\), not a disk file system: nothing to check there/m, 'the first-command line for a tmpfs root');
+    assert.match(login, /^to leave: {2}reboot {3}\(boots the installed system/m);
+    // A command over ssh without a terminal is no login: it prints only its own output.
+    const plain = await server.ssh('root', 'echo just-this');
+    assert.equal(plain.stdout, 'just-this\n');
   });
 });

@@ -168,7 +168,7 @@ describe('stage', () => {
 });
 
 describe('kexec', () => {
-  const data = { networkScript: 'true\n', authorizedKeys: 'ssh-ed25519 AAAA op\n', env: { hostname: 'web1', boot_id: 'old-boot' } };
+  const data = { networkScript: 'true\n', authorizedKeys: 'ssh-ed25519 AAAA op\n', env: { hostname: 'web1', boot_id: 'old-boot' }, oldSystem: 'old root:  /dev/vda1 (ext4, rw)\n' };
   it('reports how it loaded and sends the restore data, not the host keys', async () => {
     const remote = new FakeRemote('root', [{ script: 'inline', reply: ok('host_keys_packed=2\nkexec_method=kexec_file_load\nkexec_loaded=1\nkexec_triggered=1\n') }]);
     const ui = new RecordingUi();
@@ -177,6 +177,7 @@ describe('kexec', () => {
     const call = remote.calls[0];
     assert.deepEqual(call.args, ['/run/e/emergency-image', '/etc/ssh/ssh_host_ed25519_key'], 'only key paths travel');
     assert.match(String(call.input), /hostname=web1/);
+    assert.match(String(call.input), /old root: {2}\/dev\/vda1 \(ext4, rw\)/, 'the banner text for the rescue');
   });
   it('turns a refused load into one error with what the kernel said', async () => {
     const remote = new FakeRemote('root', [

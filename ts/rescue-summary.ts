@@ -1,0 +1,232 @@
+/**
+ * What the rescue tells the operator when they log in, pure: the old system's file systems and block devices
+ * (from preflight.sh's `mounts`, `block-devices`, `disk-labels` and `blkid` sections), the first command to run
+ * for the old root's file system type, the restore steps' results and how to leave.
+ *
+ * The old-system part is rendered here once and carried in the restore data (`/emergency/old-system.txt`,
+ * docs/image-layout.md); scripts/rescue-banner.sh puts the same lines, the restore results and the fallback
+ * state into the login banner, and the CLI prints renderRescueSummary's output when the rescue is up.
+ */
+import type { ScriptOutput } from './sections.js';
+
+/** One line of /proc/mounts. */
+export interface MountEntry {
+  device: string;
+  mountpoint: string;
+  fstype: string;
+  options: string;
+}
+
+/** A disk or partition from /sys/block, with what udev and blkid know of it. */
+export interface BlockDevice {
+  kind: 'disk' | 'part';
+  name: string;
+  bytes: number;
+  model: string;
+  label?: string;
+  fstype?: string;
+  uuid?: string;
+}
+
+/** The old system's storage as preflight saw it. */
+export interface OldSystem {
+  hostname: string;
+  /** The file system mounted on `/` (the last such line: later mounts hide earlier ones). */
+  root?: MountEntry;
+  mounts: MountEntry[];
+  blockDevices: BlockDevice[];
+}
+
+/** The first command to run for the old root, and what to know before running it. */
+export interface FirstCommand {
+  command?: string;
+  note?: string;
+}
+
+/** One restore step's result, as restore.sh records it (`STATUS<TAB>TEXT` lines). */
+export interface RestoreStep {
+  status: 'ok' | 'failed' | 'skipped';
+  text: string;
+}
+
+/** /proc/mounts escapes space, tab, newline and backslash as octal (\040). */
+function unescapeMount(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+/** udev's by-label names escape unsafe bytes as \xHH. */
+function unescapeUdev(name: string): string {
+  return name.replace(/\\x([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
+export function parseMounts(text: string): MountEntry[] {
+  const mounts: MountEntry[] = [];
+  for (const line of text.split('\n')) {
+    const [device, mountpoint, fstype, options] = line.trim().split(/\s+/);
+    if (!device || !mountpoint || !fstype) continue;
+    mounts.push({ device: unescapeMount(device), mountpoint: unescapeMount(mountpoint), fstype, options: options ?? '' });
+  }
+  return mounts;
+}
+
+/** `KEY="value"` pairs of one blkid line, by device. */
+export function parseBlkid(text: string): Map<string, Record<string, string>> {
+  const byDevice = new Map<string, Record<string, string>>();
+  for (const line of text.split('\n')) {
+    const colon = line.indexOf(': ');
+    if (colon <= 0) continue;
+    const values: Record<string, string> = {};
+    for (const match of line.slice(colon + 2).matchAll(/([A-Z_]+)="((?:[^"\\]|\\.)*)"/g)) values[match[1]] = match[2].replace(/\\(.)/g, '$1');
+    byDevice.set(line.slice(0, colon).replace(/^\/dev\//, ''), values);
+  }
+  return byDevice;
+}
+
+/** The old system from preflight's output. */
+export function parseOldSystem(output: ScriptOutput): OldSystem {
+  const section = (name: string) => output.sections.find((s) => s.name === name)?.body ?? '';
+  const mounts = parseMounts(section('mounts')).filter((m) => m.device !== 'rootfs');
+  const root = mounts.filter((m) => m.mountpoint === '/').pop();
+  const labels = new Map<string, string>();
+  for (const line of section('disk-labels').split('\n')) {
+    const [device, label] = line.split('\t');
+    if (device && label) labels.set(device, unescapeUdev(label));
+  }
+  const blkid = parseBlkid(section('blkid'));
+  const blockDevices: BlockDevice[] = [];
+  for (const line of section('block-devices').split('\n')) {
+    const [kind, name, sectors, model = ''] = line.split('\t');
+    if ((kind !== 'disk' && kind !== 'part') || !name || !/^\d+$/.test(sectors ?? '')) continue;
+    const probed = blkid.get(name) ?? {};
+    const label = labels.get(name) ?? probed.LABEL;
+    blockDevices.push({
+      kind,
+      name,
+      // /sys/block/*/size counts 512-byte sectors whatever the device's own sector size.
+      bytes: Number(sectors) * 512,
+      model: model.trim(),
+      ...(label ? { label } : {}),
+      ...(probed.TYPE ? { fstype: probed.TYPE } : {}),
+      ...(probed.UUID ? { uuid: probed.UUID } : {}),
+    });
+  }
+  return { hostname: output.facts.hostname ?? '', root, mounts, blockDevices };
+}
+
+/** The read-only check to run first on the old root, by its file system type. */
+export function firstCommand(root: MountEntry | undefined): FirstCommand {
+  if (!root) return { note: 'preflight saw no file system on / (no /proc/mounts line); look at the block devices above' };
+  let device = root.device;
+  let note: string | undefined;
+  if (device === '/dev/root') {
+    // The kernel's name for a root= given without an initrd: the real device is not in the mount table.
+    device = '/dev/DEVICE';
+    note = 'the old root was mounted as /dev/root; put its real device (from the list above) in place of /dev/DEVICE';
+  } else if (/^\/dev\/(mapper\/|dm-)/.test(device)) {
+    note = 'the old root is on LVM or dm-crypt: activate it first (`vgchange -ay`, or `cryptsetup open DEVICE NAME`)';
+  } else if (/^\/dev\/md/.test(device)) {
+    note = 'the old root is on software RAID: assemble it first (`mdadm --assemble --scan`)';
+  }
+  switch (root.fstype) {
+    case 'ext2':
+    case 'ext3':
+    case 'ext4':
+      return { command: `e2fsck -fn ${device}`, note };
+    case 'xfs':
+      return { command: `xfs_repair -n ${device}`, note };
+    case 'btrfs':
+      return { command: `btrfs check --readonly ${device}`, note };
+    case 'zfs':
+      // A ZFS "device" is the dataset (pool/dataset); the pool is imported without mounting anything.
+      return { command: `zpool import -N ${device.split('/')[0]}`, note: 'then `zpool status` and `zfs list`; `zpool scrub` only when you mean to write' };
+    case 'tmpfs':
+    case 'ramfs':
+    case 'overlay':
+    case 'squashfs':
+      return { note: `the old root was ${root.fstype} (${root.device}), not a disk file system: nothing to check there; its disks are listed above` };
+    case 'nfs':
+    case 'nfs4':
+    case 'cifs':
+      return { note: `the old root was on the network (${root.fstype} ${root.device}): check it on its server` };
+    default:
+      return { note: `no read-only check is known for ${root.fstype}; see the block devices above`, command: undefined };
+  }
+}
+
+/** Bytes in the largest binary unit that keeps the number at least 1, one decimal. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** The old system's part of the summary: its root, the first command, its mounts and block devices. */
+export function renderOldSystem(old: OldSystem): string {
+  const lines: string[] = [];
+  const root = old.root;
+  lines.push(root ? `old root:  ${root.device} (${root.fstype}, ${root.options})` : 'old root:  unknown (no / in /proc/mounts)');
+  const first = firstCommand(root);
+  if (first.command) lines.push(`first:     ${first.command}`);
+  if (first.note) lines.push(`           ${first.note}`);
+  const others = old.mounts.filter((m) => m !== root);
+  if (others.length) {
+    lines.push('old mounts:');
+    for (const m of others) lines.push(`  ${m.device} on ${m.mountpoint} (${m.fstype})`);
+  }
+  if (old.blockDevices.length) {
+    lines.push('block devices:');
+    const width = Math.max(...old.blockDevices.map((d) => d.name.length + (d.kind === 'part' ? 2 : 0)));
+    for (const d of old.blockDevices) {
+      const name = (d.kind === 'part' ? `  ${d.name}` : d.name).padEnd(width);
+      const details = [d.model, d.fstype, d.label ? `label=${d.label}` : undefined].filter(Boolean).join('  ');
+      lines.push(`  ${name}  ${formatBytes(d.bytes).padStart(9)}${details ? `  ${details}` : ''}`);
+    }
+  } else {
+    lines.push('block devices: none seen by preflight (/sys/block)');
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** Parses restore.sh's step results (`STATUS<TAB>TEXT` lines); unknown lines are skipped. */
+export function parseRestoreSteps(text: string): RestoreStep[] {
+  const steps: RestoreStep[] = [];
+  for (const line of text.split('\n')) {
+    const tab = line.indexOf('\t');
+    const status = line.slice(0, tab);
+    if (tab > 0 && (status === 'ok' || status === 'failed' || status === 'skipped')) steps.push({ status, text: line.slice(tab + 1) });
+  }
+  return steps;
+}
+
+/** Everything the summary shows; `restore` and `fallback` are absent when they are not known. */
+export interface RescueSummaryInput {
+  hostname: string;
+  oldSystem: string;
+  restore?: RestoreStep[];
+  fallback?: string;
+}
+
+/** The header line, shared by the banner script (which prints the same words). */
+export function summaryHeader(hostname: string): string {
+  return `emergency rescue system for ${hostname || 'an unnamed host'}: running from RAM, the old system's disks are not mounted`;
+}
+
+/** The rescue's summary: the login banner's text and what the CLI prints once the rescue is up. */
+export function renderRescueSummary(input: RescueSummaryInput): string {
+  const lines = [summaryHeader(input.hostname)];
+  if (input.restore) {
+    lines.push('restore:');
+    if (!input.restore.length) lines.push('  (no steps recorded)');
+    for (const step of input.restore) lines.push(`  ${step.status.padEnd(7)}  ${step.text}`);
+  }
+  let text = lines.join('\n') + '\n' + input.oldSystem;
+  if (!text.endsWith('\n')) text += '\n';
+  text += 'to leave:  reboot   (boots the installed system; the rescue keeps nothing)\n';
+  if (input.fallback) text += `fallback:  ${input.fallback}\n`;
+  return text;
+}
