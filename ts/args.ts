@@ -42,7 +42,8 @@ export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process
     .demandCommand(1, 1, 'DESTINATION is missing: emergency [options] [user@]host', 'one DESTINATION only')
     .strictOptions()
     .check((a) => {
-      if (a.timeout <= 0 || a['connect-timeout'] <= 0) throw new Error('--timeout and --connect-timeout must be positive numbers of seconds');
+      // `!(x > 0)` and not `x <= 0`: a word (`--timeout soon`) parses to NaN, which is neither.
+      if (!(a.timeout > 0) || !(a['connect-timeout'] > 0)) throw new Error('--timeout and --connect-timeout must be positive numbers of seconds');
       const ignoring = ignoreProblems(a['ignore-preflight-errors'] ?? []);
       if (ignoring.length) throw new Error(ignoring.join('; '));
       if (a.port !== undefined && !(Number.isInteger(a.port) && a.port > 0 && a.port < 65536)) throw new Error('--port must be a port number (1-65535)');

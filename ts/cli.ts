@@ -9,10 +9,11 @@ import { EmergencyError, ExitCode, RefusedError } from './errors.js';
 import { CHECKS } from './preflight/checks.js';
 import type { Image } from './image.js';
 import type { Options, Session } from './operation.js';
-import { localImage, run } from './run.js';
+import { run } from './run.js';
 import { SshRemote } from './ssh.js';
 import { unstage } from './steps/stage.js';
 import { TerminalUi } from './ui.js';
+import { validateInputs } from './validate.js';
 
 /** Prints an error as cause, fix and detail; returns the exit code. */
 export function report(error: unknown, debug: boolean): number {
@@ -54,8 +55,9 @@ async function main(): Promise<void> {
   let remote: SshRemote;
   let image: Image | undefined;
   try {
-    // Everything local first: a bad image or option is a usage error before anything connects.
-    image = await localImage(options);
+    // Everything local first: a bad image or option, or no Nix to build one, is a usage error before anything
+    // connects (and before the terminal check: a missing file is the operator's first problem).
+    image = await validateInputs(options);
     remote = new SshRemote({ destination: options.destination, port: options.port, identity: options.identity, options: options.sshOptions, configFile: options.sshConfig });
     if (!options.yes && !options.dryRun && !ui.interactive()) {
       throw new EmergencyError('no terminal to confirm the kexec on', 'Pass --yes to skip the question, or run from a terminal.', ExitCode.Usage);

@@ -3,7 +3,8 @@
  * without unpacking it, and build one with Nix when none is given.
  */
 import { createHash } from 'node:crypto';
-import { stat, readdir } from 'node:fs/promises';
+import { accessSync, constants, statSync } from 'node:fs';
+import { access, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { $ } from 'zx';
 import { UsageError } from './errors.js';
@@ -63,10 +64,14 @@ export async function loadImage(path: string): Promise<Image> {
   try {
     const st = await stat(path);
     if (st.isDirectory()) return loadImage(await findTarIn(path));
+    // stat needs no read permission: ask for it now, so an unreadable file is not called a broken tarball.
+    await access(path, constants.R_OK);
     tarBytes = st.size;
   } catch (e) {
     if (e instanceof UsageError) throw e;
-    throw new UsageError(`image ${path} cannot be read`, 'Pass the image tarball built by `nix build .#image` or `npm run test-image` with --image PATH.');
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : ((e as Error).message ?? String(e));
+    throw new UsageError(`image ${path} cannot be read: ${why}`, 'Pass the image tarball built by `nix build .#image` or `npm run test-image` with --image PATH.');
   }
   let members: TarMember[];
   try {
@@ -132,18 +137,68 @@ export function nixSystemFor(arch: string): string | undefined {
   return { x86_64: 'x86_64-linux', aarch64: 'aarch64-linux' }[arch];
 }
 
+/**
+ * The `nix build` command line for `attr`, in a form every Nix with flakes understands: `--json --no-link` (Nix 2.4+)
+ * rather than `--print-out-paths` (2.14+; Debian 12's nix-bin is 2.8), and flakes switched on for this call, since a
+ * stock install has them off (the flag is harmless where they are on).
+ */
+export function nixBuildArgs(attr: string): string[] {
+  return ['--extra-experimental-features', 'nix-command flakes', 'build', '--json', '--no-link', attr];
+}
+
+/** The store path of `nix build --json`'s first result (`[{"drvPath": …, "outputs": {"out": PATH}}]`). */
+export function parseNixBuildJson(stdout: string): string | undefined {
+  try {
+    const results = JSON.parse(stdout) as { outputs?: Record<string, string> }[];
+    const outputs = Array.isArray(results) ? results[0]?.outputs : undefined;
+    const path = outputs?.out ?? Object.values(outputs ?? {})[0];
+    return typeof path === 'string' && path.startsWith('/') ? path : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether an executable `nix` is on `path` (a PATH value). */
+export function nixOnPath(path: string | undefined, isExecutable: (file: string) => boolean = executable): boolean {
+  return (path ?? '').split(':').some((dir) => dir !== '' && isExecutable(join(dir, 'nix')));
+}
+
+function executable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** The error for a missing Nix, before anything connects: the two ways out. */
+export function noNixError(): UsageError {
+  return new UsageError(
+    'no --image was given, and `nix` (which builds the image for the host) is not installed here',
+    'Either install Nix (https://nixos.org/download, or `apt install nix-bin` on Debian/Ubuntu) and run again, or pass an image built elsewhere: ' +
+      '`--image PATH` with the tarball of `nix build .#image` (or `npm run test-image`).',
+  );
+}
+
 /** Builds the image for `arch` with Nix (`nix build FLAKE#packages.SYSTEM.image`) and returns its path. */
-export async function buildImageWithNix(arch: string, flake: string): Promise<string> {
+export async function buildImageWithNix(arch: string, flake: string, nix = 'nix'): Promise<string> {
   const system = nixSystemFor(arch);
   if (!system) throw new UsageError(`no image can be built for architecture ${arch}`, 'emergency supports x86_64 and aarch64 hosts.');
   const attr = `${flake}#packages.${system}.image`;
-  // A stock Nix install has flakes switched off; the flag is harmless where they are on.
-  const built = await $({ nothrow: true, quiet: true, stdio: ['ignore', 'pipe', 'inherit'] })`nix --extra-experimental-features ${'nix-command flakes'} build ${attr} --no-link --print-out-paths`;
+  const built = await $({ nothrow: true, quiet: true, stdio: ['ignore', 'pipe', 'pipe'] })`${nix} ${nixBuildArgs(attr)}`;
   if (built.exitCode !== 0) {
+    // Nix's own last lines say why (missing attribute, build failure, flakes unknown to a Nix older than 2.4).
+    const said = built.stderr.trim().split('\n').filter((l) => !/^warning:/.test(l)).slice(-5).join('\n');
     throw new UsageError(
-      `nix build ${attr} failed (exit ${built.exitCode})`,
-      `Fix the build error above, or build the image elsewhere and pass it with --image PATH. Building for ${system} on another architecture needs a remote builder or binfmt emulation.`,
+      `nix build ${attr} failed (exit ${built.exitCode}): the flake ${flake} did not build an image for ${system}${said ? `\n  nix said: ${said.replace(/\n/g, '\n    ')}` : ''}`,
+      `Fix the build error (--flake or EMERGENCY_FLAKE names the flake; it must provide packages.${system}.image), or build the image elsewhere and pass it with --image PATH. ` +
+        `Building for ${system} on another architecture needs a remote builder or binfmt emulation.`,
     );
   }
-  return built.stdout.trim().split('\n').pop()!;
+  const path = parseNixBuildJson(built.stdout);
+  if (!path) {
+    throw new UsageError(`nix build ${attr} printed no store path (${built.stdout.trim().slice(0, 200) || 'nothing'})`, 'Build the image with `nix build` yourself and pass it with --image PATH.');
+  }
+  return path;
 }

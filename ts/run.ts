@@ -23,14 +23,6 @@ import { releaseStage, stage, unstage } from './steps/stage.js';
 import { waitForRescue } from './steps/wait.js';
 import type { Ui } from './ui.js';
 
-/**
- * Loads --image before anything connects, so a bad image is a usage error with the host untouched: a file (its
- * hash checked when pinned), or a URL's sidecar checked against the pinned hash (ts/image-url.ts).
- */
-export async function localImage(options: Options): Promise<Image | undefined> {
-  return options.image ? loadImageSource(options.image, options.imageSha256) : undefined;
-}
-
 /** Runs the whole rescue (or, with --dry-run, up to the checks). Cleans up the host on any failure before kexec. */
 export async function run(options: Options, remote: Remote, ui: Ui, session: Session, given?: Image): Promise<void> {
   try {
