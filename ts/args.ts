@@ -5,15 +5,53 @@ import { EmergencyError, ExitCode } from './errors.js';
 import type { Options } from './operation.js';
 import { ignoreProblems } from './preflight/checks.js';
 
-/** Parses argv into Options; throws on bad usage. */
-export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<Options> {
-  const args = await yargs(argv)
+/** The exit codes, as --help and the README's table state them (a unit test keeps them in step with ExitCode). */
+export const EXIT_CODE_HELP: [ExitCode, string][] = [
+  [ExitCode.Ok, 'rescued (or dry run done)'],
+  [ExitCode.Internal, 'internal error: run with --debug and report it'],
+  [ExitCode.Usage, 'bad command line or image (nothing was contacted)'],
+  [ExitCode.Connection, 'ssh could not connect or log in'],
+  [ExitCode.Refused, 'refused by preflight or privileges; nothing was changed'],
+  [ExitCode.StageFailed, 'staging or loading failed; the staged image was removed, the old system runs on'],
+  [ExitCode.Declined, 'you declined the confirmation'],
+  [ExitCode.NotBack, 'kexec happened but the rescue system did not answer in time'],
+  [ExitCode.HostKeyChanged, 'the host answered with a different host key'],
+  [ExitCode.Interrupted, 'interrupted before kexec; the staged image was removed'],
+];
+
+const PURPOSE =
+  'Rescue a broken Linux server over SSH: kexec it into an in-memory rescue system that comes back at the same ' +
+  'addresses, with the same SSH host key, accepting the same keys. DESTINATION is [user@]host or a Host alias from ' +
+  '~/.ssh/config (ProxyJump, IdentityFile, the agent and known_hosts work as with ssh).';
+
+const EXAMPLES: [string, string][] = [
+  ['$0 root@203.0.113.10', 'as root; Nix builds the image for the host'],
+  ['$0 admin@server.example.com', 'as a user with sudo (password asked once) or doas'],
+  ['$0 db1', 'a Host alias in ~/.ssh/config, e.g. with ProxyJump'],
+  ['$0 --image image.tar root@server', 'an image built elsewhere (nix build .#image)'],
+  ['$0 --image https://example.com/image.tar#sha256=HEX root@server', 'the host downloads it (hash pinned)'],
+  ['$0 --dry-run root@server', 'connect, check and plan; change nothing'],
+  ['$0 --yes --shell root@server', 'no question; a root shell once the rescue is up'],
+  ['$0 completion >> ~/.bashrc', 'tab completion (zsh when $SHELL is zsh)'],
+];
+
+const EPILOGUE =
+  'Where the image comes from: --image PATH, --image URL (pinned with #sha256=HEX or --image-sha256; the host fetches it when it can reach the URL, else this machine streams it), or else `nix build FLAKE#packages.SYSTEM.image` for the host\'s ' +
+  'architecture (SYSTEM x86_64-linux or aarch64-linux; FLAKE from --flake or EMERGENCY_FLAKE, default the current ' +
+  'directory). Without Nix, build the image elsewhere and pass it with --image.\n\n' +
+  'Exit codes:\n' +
+  EXIT_CODE_HELP.map(([code, meaning]) => `  ${String(code).padStart(3)}  ${meaning}`).join('\n') +
+  '\n\nNothing on the host changes before the kexec; docs: README.md and docs/ in the emergency repository.';
+
+/** The yargs parser of the command line (also used for --help, --version and `completion`). */
+export function commandLine(argv: string[], env: NodeJS.ProcessEnv = process.env) {
+  return yargs(argv)
     .scriptName('emergency')
-    .usage(
-      '$0 [options] DESTINATION\n\n' +
-        'Kexec a broken Linux server into an in-memory rescue system that comes back at the same addresses,\n' +
-        'with the same SSH host key, accepting the same keys. DESTINATION is [user@]host or an ssh config alias.',
-    )
+    .usage(`$0 [options] DESTINATION
+
+${PURPOSE}`)
+    // Wrapped by yargs at the terminal's width (at most 100), never by hand in the text above.
+    .wrap(Math.min(100, process.stdout.columns || 100))
     .option('image', { type: 'string', describe: 'image tarball, or its http(s)/file URL (pinned: #sha256=HEX or --image-sha256); default: nix build .#image for the host\'s architecture' })
     .option('image-sha256', { type: 'string', describe: 'the sha256 the image must have (required for a URL)' })
     .option('port', { alias: 'p', type: 'number', describe: 'ssh port' })
@@ -53,9 +91,20 @@ export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process
     .fail((message, error) => {
       throw new EmergencyError(error?.message ?? message, 'See emergency --help.', ExitCode.Usage);
     })
+    .group(['image', 'image-sha256', 'flake'], 'Image:')
+    .group(['port', 'identity', 'ssh-option', 'ssh-config', 'connect-timeout'], 'SSH:')
+    .group(['dry-run', 'yes', 'timeout', 'shell'], 'Rescue:')
+    .group(['dump-network', 'debug'], 'Output:')
+    .example(EXAMPLES)
+    .epilogue(EPILOGUE)
+    .completion('completion', 'print a bash or zsh completion script (emergency completion >> ~/.bashrc)')
     .help()
-    .version(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version)
-    .parse();
+    .version(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version);
+}
+
+/** Parses argv into Options; throws on bad usage. */
+export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<Options> {
+  const args = await commandLine(argv, env).parse();
   return {
     destination: String(args._[0]),
     image: args.image,

@@ -4,7 +4,7 @@
  * cause + fix + exit code (stack traces only with --debug).
  */
 import { hideBin } from 'yargs/helpers';
-import { parseArgs } from './args.js';
+import { commandLine, parseArgs } from './args.js';
 import { EmergencyError, ExitCode, RefusedError } from './errors.js';
 import { CHECKS } from './preflight/checks.js';
 import type { Image } from './image.js';
@@ -41,11 +41,13 @@ export function report(error: unknown, debug: boolean): number {
 async function main(): Promise<void> {
   let options: Options;
   try {
-    if (process.argv.slice(2).some((a) => a === '--help' || a === '-h' || a === '--version')) {
-      await parseArgs(process.argv.slice(2));
+    const argv = hideBin(process.argv);
+    // Help, version and completion print and are done: yargs answers them without a DESTINATION.
+    if (argv[0] === 'completion' || argv.some((a) => a === '--help' || a === '-h' || a === '--version' || a === '--get-yargs-completions')) {
+      await commandLine(argv).parse();
       return;
     }
-    options = await parseArgs(hideBin(process.argv));
+    options = await parseArgs(argv);
   } catch (e) {
     process.exitCode = report(e, false);
     return;

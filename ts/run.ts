@@ -5,7 +5,7 @@
  */
 import { parseUrlProbe } from './boundary/url-probe.js';
 import { planFetch } from './image-fetch.js';
-import { downloadForStreaming, loadImageSource } from './image-source.js';
+import { downloadForStreaming } from './image-source.js';
 import { buildImageWithNix, loadImage, type Image } from './image.js';
 import { renderAuthorizedKeys, selectAuthorizedKeys } from './keys/authorized-keys.js';
 import type { Options, Session } from './operation.js';

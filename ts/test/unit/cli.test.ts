@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { parseArgs } from '../../args.js';
+import { EXIT_CODE_HELP, parseArgs } from '../../args.js';
 import { ExitCode } from '../../errors.js';
 import { checkSshOptions, classifySshFailure } from '../../ssh.js';
 
@@ -63,4 +63,63 @@ describe('classifySshFailure', () => {
       assert.equal(e.exitCode, code);
     });
   }
+});
+
+describe('emergency --help and completion', () => {
+  const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
+  const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+  const help = cli(['--help']);
+
+  it('exits 0 and starts with the usage line and a one-paragraph purpose, wrapped by yargs, not by hand', () => {
+    assert.equal(help.status, 0, help.stderr);
+    const [usage, blank, ...rest] = help.stdout.split('\n');
+    assert.equal(usage, 'emergency [options] DESTINATION');
+    assert.equal(blank, '');
+    const purpose = rest.slice(0, rest.indexOf('')).join(' ');
+    assert.match(purpose, /^Rescue a broken Linux server over SSH: kexec it into an in-memory rescue system that comes back at the same addresses, with the same SSH host key/);
+    // The old description broke its sentence after "addresses," by hand, leaving a short ragged line.
+    for (const line of rest.slice(0, rest.indexOf('') - 1)) assert.ok(line.length > 60, `a full line, not a stray break: ${JSON.stringify(line)}`);
+  });
+
+  it('shows examples for root, a sudo user, an ssh alias, --image, --dry-run and completion', () => {
+    const examples = help.stdout.slice(help.stdout.indexOf('Examples:'));
+    for (const example of [/emergency root@\S+ +as root/, /emergency admin@\S+ +as a user with sudo/, /emergency db1 +a Host alias in ~\/\.ssh\/config, e\.g\. with ProxyJump/, /emergency --image \S+ root@server/, /emergency --dry-run root@server/, /emergency completion >> ~\/\.bashrc/]) {
+      assert.match(examples, example);
+    }
+  });
+
+  it('groups the options and says where the image comes from', () => {
+    const groups = [...help.stdout.matchAll(/^([A-Z][A-Za-z]+):$/gm)].map((m) => m[1]);
+    for (const group of ['Image', 'SSH', 'Rescue', 'Output', 'Examples']) assert.ok(groups.includes(group), `group ${group} in ${groups.join(', ')}`);
+    assert.match(help.stdout, /^Where the image comes from: --image PATH, or else `nix build FLAKE#packages\.SYSTEM\.image`/m);
+  });
+
+  it('lists every exit code, the same as the README table', () => {
+    const codes = Object.values(ExitCode).filter((v): v is number => typeof v === 'number');
+    assert.deepEqual(EXIT_CODE_HELP.map(([code]) => code).sort((a, b) => a - b), codes.sort((a, b) => a - b));
+    for (const [code, meaning] of EXIT_CODE_HELP) assert.match(help.stdout, new RegExp(`^ +${code}  ${meaning.replace(/[()]/g, '\\$&')}$`, 'm'));
+    const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    const readmeCodes = [...readme.slice(readme.indexOf('## Exit codes')).matchAll(/^\| (\d+) \|/gm)].map((m) => Number(m[1]));
+    assert.deepEqual(readmeCodes, EXIT_CODE_HELP.map(([code]) => code));
+  });
+
+  it('`emergency completion` prints a bash completion script, zsh under a zsh $SHELL', () => {
+    const bash = cli(['completion'], { SHELL: '/bin/bash' });
+    assert.equal(bash.status, 0, bash.stderr);
+    assert.match(bash.stdout, /^complete -o bashdefault -o default -F _emergency_yargs_completions emergency$/m);
+    const zsh = cli(['completion'], { SHELL: '/usr/bin/zsh' });
+    assert.match(zsh.stdout, /^#compdef emergency$/m);
+    // The script asks the CLI itself for candidates: that call must answer with the options.
+    const candidates = cli(['--get-yargs-completions', 'emergency', '--']).stdout.split('\n');
+    for (const option of ['--image', '--dry-run', '--yes', '--shell']) assert.ok(candidates.includes(option), option);
+  });
+
+  it('prints no colour or other escape sequences, with NO_COLOR or without', () => {
+    for (const env of [{ NO_COLOR: '1' }, { FORCE_COLOR: '1' }]) {
+      const out = cli(['--help'], env);
+      const error = cli(['--image', '/nonexistent/image.tar', 'root@h'], env);
+      assert.equal(error.status, 2);
+      assert.doesNotMatch(out.stdout + out.stderr + error.stdout + error.stderr, /\x1b/);
+    }
+  });
 });
