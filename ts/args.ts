@@ -5,6 +5,9 @@ import { EmergencyError, ExitCode } from './errors.js';
 import type { Options } from './operation.js';
 import { ignoreProblems } from './preflight/checks.js';
 
+/** This package's version (package.json), for --version and the run record. */
+export const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
+
 /** The exit codes, as --help and the README's table state them (a unit test keeps them in step with ExitCode). */
 export const EXIT_CODE_HELP: [ExitCode, string][] = [
   [ExitCode.Ok, 'rescued (or dry run done)'],
@@ -32,6 +35,7 @@ const EXAMPLES: [string, string][] = [
   ['$0 --image https://example.com/image.tar#sha256=HEX root@server', 'the host downloads it (hash pinned)'],
   ['$0 --dry-run root@server', 'connect, check and plan; change nothing'],
   ['$0 --yes --shell root@server', 'no question; a root shell once the rescue is up'],
+  ['$0 --dry-run --json run.json db1', 'a record of the checks and the plan for a ticket'],
   ['$0 completion >> ~/.bashrc', 'tab completion (zsh when $SHELL is zsh)'],
 ];
 
@@ -70,6 +74,7 @@ ${PURPOSE}`)
     .option('timeout', { type: 'number', default: 600, describe: 'seconds to wait for the rescue system after kexec' })
     .option('connect-timeout', { type: 'number', default: 15, describe: 'seconds for the first ssh connection' })
     .option('shell', { type: 'boolean', default: false, describe: 'open a root shell on the rescue system when it is up' })
+    .option('json', { type: 'string', describe: 'write a record of the run to FILE (JSON: facts, checks, plan, step timings, outcome), also when it fails' })
     .option('debug', { type: 'boolean', default: false, describe: 'print stack traces and remote output' })
     .option('ignore-preflight-errors', {
       type: 'string',
@@ -94,12 +99,12 @@ ${PURPOSE}`)
     .group(['image', 'image-sha256', 'flake'], 'Image:')
     .group(['port', 'identity', 'ssh-option', 'ssh-config', 'connect-timeout'], 'SSH:')
     .group(['dry-run', 'yes', 'timeout', 'shell', 'ignore-preflight-errors'], 'Rescue:')
-    .group(['dump-network', 'debug'], 'Output:')
+    .group(['json', 'dump-network', 'debug'], 'Output:')
     .example(EXAMPLES)
     .epilogue(EPILOGUE)
     .completion('completion', 'print a bash or zsh completion script (emergency completion >> ~/.bashrc)')
     .help()
-    .version(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version);
+    .version(VERSION);
 }
 
 /** Parses argv into Options; throws on bad usage. */
@@ -120,6 +125,7 @@ export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process
     connectTimeout: args['connect-timeout'],
     shell: args.shell,
     debug: args.debug,
+    json: args.json,
     flake: args.flake,
     ignorePreflightErrors: args['ignore-preflight-errors'] ?? [],
   };

@@ -4,7 +4,7 @@
  * cause + fix + exit code (stack traces only with --debug).
  */
 import { hideBin } from 'yargs/helpers';
-import { commandLine, parseArgs } from './args.js';
+import { commandLine, parseArgs, VERSION } from './args.js';
 import { EmergencyError, ExitCode, RefusedError } from './errors.js';
 import { CHECKS } from './preflight/checks.js';
 import type { Image } from './image.js';
@@ -12,6 +12,7 @@ import type { Options, Session } from './operation.js';
 import { run } from './run.js';
 import { SshRemote } from './ssh.js';
 import { unstage } from './steps/stage.js';
+import { RunRecorder, writeRunRecordSync } from './run-record.js';
 import { TerminalUi } from './ui.js';
 import { validateInputs } from './validate.js';
 
@@ -52,7 +53,19 @@ async function main(): Promise<void> {
     process.exitCode = report(e, false);
     return;
   }
-  const ui = new TerminalUi();
+  // --json: every step is timed through the recorder's Ui, and the record is written however the run ends.
+  const record = options.json ? new RunRecorder(options, VERSION) : undefined;
+  const recordFile = options.json;
+  const finishRecord = (exitCode: number, error?: unknown) => {
+    if (!record || !recordFile) return;
+    try {
+      writeRunRecordSync(recordFile, record.finish(exitCode, error));
+    } catch (e) {
+      process.stderr.write(`emergency: the run record was not written to ${recordFile}: ${(e as Error).message}\n`);
+    }
+  };
+  const terminal = new TerminalUi();
+  const ui = record ? record.wrap(terminal) : terminal;
   const session: Session = {};
   let remote: SshRemote;
   let image: Image | undefined;
@@ -66,6 +79,7 @@ async function main(): Promise<void> {
     }
   } catch (e) {
     process.exitCode = report(e, options.debug);
+    finishRecord(Number(process.exitCode), e);
     return;
   }
   let interrupted = false;
@@ -74,18 +88,26 @@ async function main(): Promise<void> {
     interrupted = true;
     if (session.kexecTriggeredAt) {
       process.stderr.write('\ninterrupted: kexec was already triggered, the host is booting the rescue system\n');
+      finishRecord(ExitCode.Interrupted, new Error('interrupted after the kexec was triggered'));
       process.exit(ExitCode.Interrupted);
     }
     process.stderr.write('\ninterrupted: removing the staged image from the host…\n');
     // exit() rather than exitCode: the interrupted step may hold timers and sockets open forever.
     void Promise.allSettled([unstage(session, 10000), session.download?.remove()])
       .then(() => remote.close())
-      .finally(() => process.exit(ExitCode.Interrupted));
+      .finally(() => {
+        finishRecord(ExitCode.Interrupted, new Error('interrupted before the kexec; the staged image was removed'));
+        process.exit(ExitCode.Interrupted);
+      });
   });
   try {
-    await run(options, remote, ui, session, image);
+    await run(options, remote, ui, session, image, record);
+    if (!interrupted) finishRecord(Number(process.exitCode ?? 0));
   } catch (e) {
-    if (!interrupted) process.exitCode = report(e, options.debug);
+    if (!interrupted) {
+      process.exitCode = report(e, options.debug);
+      finishRecord(Number(process.exitCode), e);
+    }
   }
 }
 

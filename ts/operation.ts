@@ -24,6 +24,8 @@ export interface Options {
   connectTimeout: number;
   shell: boolean;
   debug: boolean;
+  /** Where to write the run record (--json FILE). */
+  json?: string;
   /** The flake that builds the image when --image is not given. */
   flake: string;
   /** Names of preflight checks whose refusals become warnings (--ignore-preflight-errors). */

@@ -8,6 +8,7 @@
  * contains a private key block anyway, as a last line of defence.
  */
 import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { EmergencyError, ExitCode, RefusedError } from './errors.js';
@@ -288,4 +289,9 @@ export function serializeRunRecord(record: RunRecord): string {
 /** Writes the record to `file` (mode 600: it names hosts, addresses and users). */
 export async function writeRunRecord(file: string, record: RunRecord): Promise<void> {
   await writeFile(file, serializeRunRecord(record), { mode: 0o600 });
+}
+
+/** writeRunRecord for the exit paths that cannot wait (SIGINT handling ends with process.exit). */
+export function writeRunRecordSync(file: string, record: RunRecord): void {
+  writeFileSync(file, serializeRunRecord(record), { mode: 0o600 });
 }

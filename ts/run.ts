@@ -10,7 +10,7 @@ import { buildImageWithNix, loadImage, type Image } from './image.js';
 import { renderAuthorizedKeys, selectAuthorizedKeys } from './keys/authorized-keys.js';
 import type { Options, Session } from './operation.js';
 import { renderOldSystem, renderRescueSummary } from './rescue-summary.js';
-import { describeChecks } from './preflight/verdict.js';
+import { describeChecks, judgeHost } from './preflight/verdict.js';
 import type { Remote } from './remote.js';
 import { capture, captureWithImageIp } from './steps/capture.js';
 import { checks, NETWORK_CHECKS } from './steps/checks.js';
@@ -21,22 +21,29 @@ import { describeRescue, plan } from './steps/plan.js';
 import { preflight } from './steps/preflight.js';
 import { releaseStage, stage, unstage } from './steps/stage.js';
 import { waitForRescue } from './steps/wait.js';
+import type { RunRecorder } from './run-record.js';
 import type { Ui } from './ui.js';
 
 /** Runs the whole rescue (or, with --dry-run, up to the checks). Cleans up the host on any failure before kexec. */
-export async function run(options: Options, remote: Remote, ui: Ui, session: Session, given?: Image): Promise<void> {
+export async function run(options: Options, remote: Remote, ui: Ui, session: Session, given?: Image, record?: RunRecorder): Promise<void> {
   try {
     await ui.step('connect', () => connect(remote, ui, options.connectTimeout));
     const { report, output } = await ui.step('preflight', () => preflight(remote, ui, given?.url?.url));
     const { facts, hostKeys } = report;
+    record?.setHost({ facts, hostKeys, oldSystem: report.oldSystem });
     const image = given ?? (await ui.step('image', async () => {
       ui.info(`building the image for ${facts.arch} with Nix (${options.flake})`);
       return loadImage(await buildImageWithNix(facts.arch, options.flake));
     }));
+    record?.setImage(image);
     const keys = selectAuthorizedKeys(report.authorizedKeys);
+    record?.setAuthorizedKeys({ accepted: keys.keys.map((k) => `${k.type} ${k.blob}`), leftOut: keys.leftOut.length });
     const captured = await ui.step('capture', async () => capture(output, ui));
     let network = captured && (await ui.step('plan', () => plan(captured, ui, options.dumpNetwork)));
     const checkInput = { facts, image, hostKeys, authorizedKeyCount: keys.keys.length, plan: network?.plan };
+    if (network) record?.setPlan(network.plan);
+    // Every check's verdict for the record, refused or not (the checks step throws on a refusal); judging is pure.
+    record?.setChecks(judgeHost(checkInput, options.ignorePreflightErrors).results);
     const verdict = await ui.step('checks', async () => checks(checkInput, options.ignorePreflightErrors, ui));
     // A URL image: the host fetches it when it can, else this machine downloads it and streams it.
     const fetchPlan = image.url && verdict.stage
@@ -49,6 +56,7 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
       ui.out(describeChecks(verdict));
       ui.out(describeRescue(network, hostKeys, keys));
       ui.info(`dry run: nothing was changed on ${options.destination}; ${remote.roundTrips} ssh round trip(s)`);
+      record?.setRoundTrips(remote.roundTrips);
       return;
     }
     // The staging check refuses when there is no place, so a verdict that passed has one.
@@ -65,7 +73,9 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
     if (!network) {
       const late = await ui.step('capture (image ip)', () => captureWithImageIp(remote, staged.imageDir));
       network = await ui.step('plan', () => plan(late, ui, options.dumpNetwork));
+      record?.setPlan(network.plan);
       const latePlan = network.plan;
+      record?.setChecks(judgeHost({ ...checkInput, plan: latePlan }, options.ignorePreflightErrors).results);
       await ui.step('checks (network)', async () => checks({ ...checkInput, plan: latePlan }, options.ignorePreflightErrors, ui, NETWORK_CHECKS));
     }
     await confirm(ui, { destination: options.destination, facts, image, rescue: describeRescue(network, hostKeys, keys), yes: options.yes });
@@ -82,9 +92,12 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
     session.kexecTriggeredAt = triggeredAt;
     releaseStage(session);
     ui.info(`${remote.roundTrips} ssh round trip(s) before kexec`);
+    record?.setRoundTrips(remote.roundTrips);
     await ui.step('wait', () => waitForRescue(remote, ui, { oldBootId: facts.boot_id, triggeredAt, timeoutSeconds: options.timeout }));
     // What the login banner says, from the same data (the restore's own results are in the banner itself).
-    ui.out(renderRescueSummary({ hostname: facts.hostname, oldSystem: renderOldSystem(report.oldSystem) }));
+    const summary = renderRescueSummary({ hostname: facts.hostname, oldSystem: renderOldSystem(report.oldSystem) });
+    ui.out(summary);
+    record?.setRescueSummary(summary);
   } finally {
     if (session.stage && !session.kexecTriggeredAt) await unstage(session);
     await remote.close();

@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { RunRecordSchema } from '../../run-record.js';
 import { buildTestImage } from '../../test-image/build.js';
 import { runCli, targetArgs } from '../lib/cli.js';
 import { HOST_SNAPSHOT } from '../lib/host-snapshot.js';
@@ -44,8 +45,26 @@ describe('emergency rescues a QEMU server end to end (needs QEMU)', { skip, time
     assert.equal((await server.ssh('admin', 'true')).code, 0);
     const before = await server.ssh('root', HOST_SNAPSHOT);
     assert.equal(before.code, 0, before.stderr);
-    const result = await runCli(['--dry-run', '--dump-network', '--image', image, ...targetArgs(server, 'admin')], { cwd: work });
+    const result = await runCli(['--dry-run', '--dump-network', '--json', join(work, 'dry-run.json'), '--image', image, ...targetArgs(server, 'admin')], { cwd: work });
     assert.equal(result.code, 0, `dry run failed:\n${result.stderr}`);
+    // --json: the record validates and holds the host, every check, the plan and the step timings.
+    const recordText = readFileSync(join(work, 'dry-run.json'), 'utf8');
+    const record = RunRecordSchema.parse(JSON.parse(recordText));
+    assert.deepEqual([record.mode, record.outcome, record.exitCode], ['dry-run', 'dry-run', 0]);
+    assert.equal(record.host?.facts.hostname, server.scenario.hostname);
+    assert.equal(record.host?.root?.mountpoint, '/');
+    assert.equal(record.host?.hostKeys.filter((k) => k.fingerprint).length, Object.keys(server.hostKeys).length);
+    assert.ok(record.checks.length >= 5 && record.checks.every((c) => c.status === 'pass' || c.status === 'warn'), JSON.stringify(record.checks.map((c) => [c.name, c.status])));
+    const planned = (record.plan?.interfaces as { name?: string; mac?: string }[] | undefined) ?? [];
+    for (const nic of server.scenario.nics) assert.ok(JSON.stringify(planned).includes(nic.mac), `the plan has ${nic.mac}`);
+    assert.deepEqual(record.steps.map((s) => s.name).slice(0, 2), ['connect', 'preflight']);
+    assert.ok(record.steps.every((s) => s.ok && s.ms >= 0));
+    assert.ok(record.roundTripsBeforeKexec! >= 2);
+    for (const key of Object.values(server.hostKeys)) {
+      const secret = readFileSync(key.path, 'utf8').split('\n').slice(1, -2).join('');
+      for (let i = 0; i + 24 <= secret.length; i += 24) assert.ok(!recordText.includes(secret.slice(i, i + 24)), 'no piece of a private host key in the record');
+    }
+    assert.doesNotMatch(recordText, /PRIVATE KEY/);
     for (const nic of server.scenario.nics) assert.match(result.stdout, new RegExp(`${nic.name}: found by MAC ${nic.mac}`), 'the plan names each NIC by MAC');
     for (const key of Object.values(server.hostKeys)) {
       const fp = execFileSync('ssh-keygen', ['-lf', `${key.path}.pub`], { encoding: 'utf8' }).split(' ')[1];
@@ -66,12 +85,20 @@ describe('emergency rescues a QEMU server end to end (needs QEMU)', { skip, time
 
   it('rescues through a sudo user: same host keys, same root keys, network restored by MAC', async () => {
     const oldBoot = (await server.ssh('root', 'cat /proc/sys/kernel/random/boot_id')).stdout.trim();
-    const result = await runCli(['--yes', '--timeout', '240', '--image', image, ...targetArgs(server, 'admin')]);
+    const recordFile = join(work, 'rescue.json');
+    const result = await runCli(['--yes', '--timeout', '240', '--json', recordFile, '--image', image, ...targetArgs(server, 'admin')]);
+    // The record is written however the run ended: check it first, so a failed rescue still shows it validates.
+    const record = RunRecordSchema.parse(JSON.parse(readFileSync(recordFile, 'utf8')));
+    assert.equal(record.exitCode, result.code);
     assert.equal(result.code, 0, `rescue failed:\n${result.stderr}\n--- serial ---\n${server.serialLog().split('\n').slice(-40).join('\n')}`);
     for (const step of ['connect', 'preflight', 'capture', 'plan', 'stage', 'kexec', 'wait']) {
       assert.match(result.stderr, new RegExp(`✓ ${step} \\d+\\.\\d s`), `step ${step} printed with its duration`);
     }
+    assert.equal(record.outcome, 'rescued');
+    assert.deepEqual(record.steps.map((s) => s.name), ['connect', 'preflight', 'capture', 'plan', 'checks', 'stage', 'kexec', 'wait']);
+    assert.match(record.rescue?.summary ?? '', /^old root: {2}root \(tmpfs/m, 'the record carries the rescue summary');
     const trips = Number(/(\d+) ssh round trip\(s\) before kexec/.exec(result.stderr)?.[1]);
+    assert.equal(record.roundTripsBeforeKexec, trips);
     assert.ok(trips <= 4, `at most 4 round trips before kexec, got ${trips}`);
 
     // The same known_hosts, strictly checked, for every host key type the server had.
