@@ -5,11 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { RunRecordSchema } from '../../run-record.js';
 
 const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
 /** A new session has no controlling terminal, as under cron or CI: the old order reported that first. */
@@ -56,6 +57,16 @@ describe('inputs are validated before connecting (exit 2, cause and fix)', () =>
       assert.equal(existsSync(marker), false, 'ssh was never started');
     });
   }
+
+  it('--json is written for a run that fails before connecting, with the error and exit code', () => {
+    const file = join(dir, 'failed-run.json');
+    const r = cli(['-F', sshConfig, '--json', file, '--image', join(dir, 'missing.tar'), 'root@rescue-me.invalid'], { ...process.env });
+    assert.equal(r.status, 2, r.stderr);
+    const record = RunRecordSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
+    assert.deepEqual([record.outcome, record.exitCode, record.error?.type], ['failed', 2, 'UsageError']);
+    assert.match(record.error?.message ?? '', /cannot be read: no such file/);
+    assert.deepEqual(record.steps, [], 'nothing ran');
+  });
 
   it('with a valid command line and no terminal, the terminal is what it names (still before connecting)', () => {
     rmSync(marker, { force: true });
