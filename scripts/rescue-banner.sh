@@ -7,12 +7,16 @@
 #
 # Environment (all optional):
 #   EMERGENCY_DIR   the restore data                          (default /emergency)
-#   RESTORE_STEPS   restore.sh's step results                 (default /run/emergency/restore-steps)
+#   RESTORE_REPORT  the restore report, when restore.sh writes one (KIND NAME STATUS MESSAGE lines)
+#                                                             (default /var/log/emergency-restore.report)
+#   RESTORE_STEPS   restore.sh's step results (STATUS TEXT lines), read when there is no report
+#                                                             (default /run/emergency/restore-steps)
 #   FALLBACK_STATE  the fallback reboot's state, when armed   (default /run/emergency/fallback-reboot)
 #   BANNER          the banner file written                   (default /run/emergency/banner)
 set -u
 
 data=${EMERGENCY_DIR-/emergency}
+report=${RESTORE_REPORT-/var/log/emergency-restore.report}
 steps=${RESTORE_STEPS-/run/emergency/restore-steps}
 fallback=${FALLBACK_STATE-/run/emergency/fallback-reboot}
 banner=${BANNER-/run/emergency/banner}
@@ -21,11 +25,16 @@ mkdir -p "$(dirname "$banner")"
 name=$(sed -n 's/^hostname=//p' "$data/restore.env" 2>/dev/null)
 {
   printf "emergency rescue system for %s: running from RAM, the old system's disks are not mounted\n" "${name:-an unnamed host}"
-  if [ -f "$steps" ]; then
+  # The report's `step` and `network` records, else the plain step results: one `STATUS  TEXT` line each.
+  results=
+  if [ -f "$report" ]; then results=$report; elif [ -f "$steps" ]; then results=$steps; fi
+  if [ -n "$results" ]; then
     printf 'restore:\n'
     awk -F '\t' '
-      $1 == "ok" || $1 == "failed" || $1 == "skipped" { printf "  %-7s  %s\n", $1, substr($0, length($1) + 2); n++ }
-      END { if (!n) print "  (no steps recorded)" }' "$steps"
+      function show(status, text) { if (status == "ok" || status == "failed" || status == "skipped") { printf "  %-7s  %s\n", status, text; n++ } }
+      NF >= 4 && ($1 == "step" || $1 == "network") { show($3, ($1 == "step" ? $2 : "network") ": " $4); next }
+      NF < 4 { show($1, substr($0, length($1) + 2)) }
+      END { if (!n) print "  (no steps recorded)" }' "$results"
   fi
   if [ -f "$data/old-system.txt" ]; then
     cat "$data/old-system.txt"

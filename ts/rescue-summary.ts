@@ -192,13 +192,21 @@ export function renderOldSystem(old: OldSystem): string {
   return lines.join('\n') + '\n';
 }
 
-/** Parses restore.sh's step results (`STATUS<TAB>TEXT` lines); unknown lines are skipped. */
+/**
+ * The restore's results, one per step: from the restore report (`KIND<TAB>NAME<TAB>STATUS<TAB>MESSAGE` lines; its
+ * `step` and `network` records) or from restore.sh's plain step results (`STATUS<TAB>TEXT`). Other lines are skipped.
+ */
 export function parseRestoreSteps(text: string): RestoreStep[] {
   const steps: RestoreStep[] = [];
+  const known = (status: string): status is RestoreStep['status'] => status === 'ok' || status === 'failed' || status === 'skipped';
   for (const line of text.split('\n')) {
-    const tab = line.indexOf('\t');
-    const status = line.slice(0, tab);
-    if (tab > 0 && (status === 'ok' || status === 'failed' || status === 'skipped')) steps.push({ status, text: line.slice(tab + 1) });
+    const fields = line.split('\t');
+    if (fields.length >= 4) {
+      const [kind, name, status, ...message] = fields;
+      if ((kind === 'step' || kind === 'network') && known(status)) steps.push({ status, text: `${kind === 'step' ? name : 'network'}: ${message.join('\t')}` });
+    } else if (fields.length >= 2 && known(fields[0])) {
+      steps.push({ status: fields[0], text: fields.slice(1).join('\t') });
+    }
   }
   return steps;
 }

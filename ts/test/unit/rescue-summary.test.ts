@@ -142,10 +142,17 @@ describe('formatBytes and parseRestoreSteps', () => {
     it(`${bytes} → ${text}`, () => assert.equal(formatBytes(bytes), text));
   }
   it('reads STATUS<TAB>TEXT lines and drops others', () => {
-    assert.deepEqual(parseRestoreSteps('ok\thost keys: 2 installed\nnonsense\nfailed\tnetwork: x\ty\nskipped\tz\nweird\tq\n'), [
+    assert.deepEqual(parseRestoreSteps('ok\thost keys: 2 installed\nnonsense\nfailed\tnetwork x y\nskipped\tz\nweird\tq\n'), [
       { status: 'ok', text: 'host keys: 2 installed' },
-      { status: 'failed', text: 'network: x\ty' },
+      { status: 'failed', text: 'network x y' },
       { status: 'skipped', text: 'z' },
+    ]);
+  });
+  it("reads the restore report's step and network records (KIND NAME STATUS MESSAGE)", () => {
+    const report = ['format\t1\t-\temergency restore report', 'step\thost-keys\tok\t3 installed', 'network\t-\tfailed\tFAILED: route 10.9.0.0/16', 'step\tgateway\tweird\tx', 'done\t-\tfailed\t1 failed step(s)', ''].join('\n');
+    assert.deepEqual(parseRestoreSteps(report), [
+      { status: 'ok', text: 'host-keys: 3 installed' },
+      { status: 'failed', text: 'network: FAILED: route 10.9.0.0/16' },
     ]);
   });
 });
@@ -179,10 +186,11 @@ describe('rescue-banner.sh writes the same summary', () => {
   });
 
   const oldSystem = renderOldSystem(parseOldSystem(parseScriptOutput(PREFLIGHT)));
-  const cases = [
+  const cases: { name: string; report?: string; steps?: string; fallback?: string }[] = [
     { name: 'with steps and fallback', steps: 'ok\thost keys: 2 installed\nfailed\tnetwork.sh reported 1 failed step(s); see /var/log/x\n', fallback: 'armed: the installed system boots in 600 s unless you log in\nsecond line\n' },
     { name: 'with an empty steps file and no fallback', steps: '', fallback: undefined },
     { name: 'without a steps file', steps: undefined, fallback: undefined },
+    { name: 'with a restore report (which wins over the steps file)', report: 'format\t1\t-\temergency restore report\nstep\thost-keys\tok\t3 installed\nnetwork\t-\tskipped\tskipped: multipath route\ndone\t-\tok\t0 failed step(s)\n', steps: 'ok\tignored\n', fallback: undefined },
   ];
   for (const shell of shells) {
     for (const c of cases) {
@@ -190,7 +198,15 @@ describe('rescue-banner.sh writes the same summary', () => {
         const data = mkdtempSync(join(dir, 'data-'));
         writeFileSync(join(data, 'restore.env'), 'hostname=web1\nboot_id=abc\n');
         writeFileSync(join(data, 'old-system.txt'), oldSystem);
-        const env: Record<string, string> = { PATH: process.env.PATH ?? '', EMERGENCY_DIR: data, BANNER: join(data, 'out/banner'), RESTORE_STEPS: join(data, 'steps'), FALLBACK_STATE: join(data, 'fallback') };
+        const env: Record<string, string> = {
+          PATH: process.env.PATH ?? '',
+          EMERGENCY_DIR: data,
+          BANNER: join(data, 'out/banner'),
+          RESTORE_REPORT: join(data, 'report'),
+          RESTORE_STEPS: join(data, 'steps'),
+          FALLBACK_STATE: join(data, 'fallback'),
+        };
+        if (c.report !== undefined) writeFileSync(env.RESTORE_REPORT, c.report);
         if (c.steps !== undefined) writeFileSync(env.RESTORE_STEPS, c.steps);
         if (c.fallback !== undefined) writeFileSync(env.FALLBACK_STATE, c.fallback);
         const r = spawnSync(shell[0], [...shell.slice(1), SCRIPT], { env, encoding: 'utf8' });
@@ -198,7 +214,7 @@ describe('rescue-banner.sh writes the same summary', () => {
         const expected = renderRescueSummary({
           hostname: 'web1',
           oldSystem,
-          restore: c.steps === undefined ? undefined : parseRestoreSteps(c.steps),
+          restore: c.report !== undefined ? parseRestoreSteps(c.report) : c.steps === undefined ? undefined : parseRestoreSteps(c.steps),
           fallback: c.fallback?.split('\n')[0],
         });
         assert.equal(readFileSync(env.BANNER, 'utf8'), expected);
