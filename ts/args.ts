@@ -32,7 +32,7 @@ const EXAMPLES: [string, string][] = [
   ['$0 admin@server.example.com', 'as a user with sudo (password asked once) or doas'],
   ['$0 db1', 'a Host alias in ~/.ssh/config, e.g. with ProxyJump'],
   ['$0 --image image.tar root@server', 'an image built elsewhere (nix build .#image)'],
-  ['$0 --image https://example.com/image.tar#sha256=HEX root@server', 'the host downloads it (hash pinned)'],
+  ['$0 --image URL#sha256=HEX root@server', 'the host downloads the image itself (hash pinned)'],
   ['$0 --dry-run root@server', 'connect, check and plan; change nothing'],
   ['$0 --yes --shell root@server', 'no question; a root shell once the rescue is up'],
   ['$0 --dry-run --json run.json db1', 'a record of the checks and the plan for a ticket'],

@@ -83,7 +83,7 @@ describe('emergency --help and completion', () => {
 
   it('shows examples for root, a sudo user, an ssh alias, --image, --dry-run and completion', () => {
     const examples = help.stdout.slice(help.stdout.indexOf('Examples:'));
-    for (const example of [/emergency root@\S+ +as root/, /emergency admin@\S+ +as a user with sudo/, /emergency db1 +a Host alias in ~\/\.ssh\/config, e\.g\. with ProxyJump/, /emergency --image \S+ root@server/, /emergency --dry-run root@server/, /emergency completion >> ~\/\.bashrc/]) {
+    for (const example of [/emergency root@\S+ +as root/, /emergency admin@\S+ +as a user with sudo/, /emergency db1 +a Host alias in ~\/\.ssh\/config, e\.g\. with ProxyJump/, /emergency --image \S+ root@server/, /emergency --image URL#sha256=HEX root@server +the host downloads/, /emergency --dry-run root@server/, /emergency completion >> ~\/\.bashrc/]) {
       assert.match(examples, example);
     }
   });
@@ -91,7 +91,8 @@ describe('emergency --help and completion', () => {
   it('groups the options and says where the image comes from', () => {
     const groups = [...help.stdout.matchAll(/^([A-Z][A-Za-z]+):$/gm)].map((m) => m[1]);
     for (const group of ['Image', 'SSH', 'Rescue', 'Output', 'Examples']) assert.ok(groups.includes(group), `group ${group} in ${groups.join(', ')}`);
-    assert.match(help.stdout, /^Where the image comes from: --image PATH, or else `nix build FLAKE#packages\.SYSTEM\.image`/m);
+    const where = help.stdout.slice(help.stdout.indexOf('Where the image comes from:')).split('\n\n')[0].replace(/\s+/g, ' ');
+    assert.match(where, /^Where the image comes from: --image PATH, --image URL \(pinned with #sha256=HEX or --image-sha256;.*\), or else `nix build FLAKE#packages\.SYSTEM\.image`/);
   });
 
   it('lists every exit code, the same as the README table', () => {
