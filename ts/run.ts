@@ -6,6 +6,7 @@
 import { parseUrlProbe } from './boundary/url-probe.js';
 import { planFetch } from './image-fetch.js';
 import { downloadForStreaming, loadImageSource } from './image-source.js';
+import { describeFallback } from './fallback.js';
 import { buildImageWithNix, loadImage, type Image } from './image.js';
 import { renderAuthorizedKeys, selectAuthorizedKeys } from './keys/authorized-keys.js';
 import type { Options, Session } from './operation.js';
@@ -55,6 +56,7 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
     if (options.dryRun) {
       ui.out(describeChecks(verdict));
       ui.out(describeRescue(network, hostKeys, keys));
+      ui.out(describeFallback(options.fallbackReboot, options.timeout, new Date()));
       ui.info(`dry run: nothing was changed on ${options.destination}; ${remote.roundTrips} ssh round trip(s)`);
       return;
     }
@@ -75,20 +77,20 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
       const latePlan = network.plan;
       await ui.step('checks (network)', async () => checks({ ...checkInput, plan: latePlan }, options.ignorePreflightErrors, ui, NETWORK_CHECKS));
     }
-    await confirm(ui, { destination: options.destination, facts, image, rescue: describeRescue(network, hostKeys, keys), yes: options.yes });
+    await confirm(ui, { destination: options.destination, facts, image, rescue: `${describeRescue(network, hostKeys, keys)}\n${describeFallback(options.fallbackReboot, options.timeout, new Date())}`, yes: options.yes });
     const hostKeyPaths = hostKeys.filter((k) => k.present && k.pub).map((k) => k.path);
     await ui.step('kexec', () =>
       kexec(remote, ui, staged.imageDir, hostKeyPaths, {
         networkScript: network.script,
         authorizedKeys: renderAuthorizedKeys(keys),
-        env: { hostname: facts.hostname, boot_id: facts.boot_id },
+        env: { hostname: facts.hostname, boot_id: facts.boot_id, fallback_reboot_seconds: String(options.fallbackReboot) },
       }),
     );
     const triggeredAt = Date.now();
     session.kexecTriggeredAt = triggeredAt;
     releaseStage(session);
     ui.info(`${remote.roundTrips} ssh round trip(s) before kexec`);
-    await ui.step('wait', () => waitForRescue(remote, ui, { oldBootId: facts.boot_id, triggeredAt, timeoutSeconds: options.timeout }));
+    await ui.step('wait', () => waitForRescue(remote, ui, { oldBootId: facts.boot_id, triggeredAt, timeoutSeconds: options.timeout, fallbackReboot: options.fallbackReboot }));
   } finally {
     if (session.stage && !session.kexecTriggeredAt) await unstage(session);
     await remote.close();
