@@ -92,7 +92,7 @@ export const RESCUE_PACKAGES = [
 export const NIC_MODULES = ['virtio_pci', 'virtio_net', ...Object.values(LINK_KINDS).map((k) => k.module)];
 
 /** Project files that go into the image: any change rebuilds it. */
-const PROJECT_FILES = ['modules/kernel-params.json', 'ts/network/link-kinds.ts', 'scripts/kexec-run.sh', 'scripts/kexec-trigger.sh', 'scripts/run-tool.sh', 'scripts/restore.sh', 'scripts/image-sidecar.sh', 'ts/test-image/rescue-init.sh', 'ts/test-image/sshd_config'];
+const PROJECT_FILES = ['modules/kernel-params.json', 'ts/network/link-kinds.ts', 'scripts/kexec-run.sh', 'scripts/kexec-trigger.sh', 'scripts/run-tool.sh', 'scripts/restore.sh', 'scripts/fallback-reboot.sh', 'scripts/image-sidecar.sh', 'ts/test-image/rescue-init.sh', 'ts/test-image/sshd_config'];
 
 
 /** The builder's own compiled files, so a builder change also rebuilds. */
@@ -137,6 +137,9 @@ function rescueEtc(): Record<string, [string, number]> {
         .join(''),
       0o644,
     ],
+    // A login shell (an interactive ssh or console login; dash reads /etc/profile) means a person is here: it
+    // disarms the fallback reboot. `ssh root@host cmd` runs no login shell and has no terminal, so it does not.
+    'etc/profile': ['[ -f /etc/emergency/fallback-reboot.sh ] && sh /etc/emergency/fallback-reboot.sh login\n', 0o644],
   };
 }
 
@@ -164,6 +167,7 @@ async function buildRescueInitrd(root: string, work: string, out: string): Promi
   if (/@[a-z]+@/.test(init)) throw new Error('rescue-init.sh has a placeholder the builder does not fill');
   await writeIn(stage, 'init', init, 0o755);
   await writeIn(stage, 'usr/lib/emergency/restore.sh', await readFile(join(REPO, 'scripts/restore.sh')), 0o755);
+  await writeIn(stage, 'etc/emergency/fallback-reboot.sh', await readFile(join(REPO, 'scripts/fallback-reboot.sh')), 0o755);
   await writeIn(stage, 'etc/ssh/sshd_config', await readFile(join(REPO, 'ts/test-image/sshd_config')), 0o644);
   for (const [path, [content, mode]] of Object.entries(rescueEtc())) await writeIn(stage, path, content, mode);
   for (const [dir, mode] of [['root', 0o700], ['tmp', 0o1777], ['proc', 0o755], ['sys', 0o755], ['dev', 0o755], ['run', 0o755], ['var/log', 0o755], ['mnt', 0o755]] as const) {

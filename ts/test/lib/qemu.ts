@@ -30,6 +30,13 @@ export interface VmOptions {
   nics: VmNic[];
   /** Directory for the serial log and the concatenated initrd. */
   workDir: string;
+  /**
+   * Let a guest reboot restart the VM (same kernel and initrd: the installed system) instead of ending QEMU
+   * (`-no-reboot`, the default). For servers whose rescue may reboot: the fallback reboot, a watchdog.
+   */
+  allowReboot?: boolean;
+  /** A QMP socket in workDir (`qmp.sock`), for `set_link` and reset events. */
+  qmp?: boolean;
 }
 
 /** A running VM. */
@@ -44,6 +51,8 @@ export interface Vm {
   running(): boolean;
   /** Kills QEMU (TERM, then KILL) and waits for it to exit. */
   stop(): Promise<void>;
+  /** The QMP socket's path, when started with `qmp`. */
+  readonly qmpSocket?: string;
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
@@ -74,7 +83,9 @@ export function netdevArg(id: string, nic: VmNic): string {
 /** The full QEMU argument list (pure, for tests and for printing a reproducible command). */
 export function qemuArgs(opts: VmOptions, serialLog: string): string[] {
   const args = ['-accel', 'tcg', '-cpu', 'max', '-smp', '1', '-m', String(opts.memoryMiB)];
-  args.push('-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none', '-no-reboot');
+  args.push('-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none');
+  if (!opts.allowReboot) args.push('-no-reboot');
+  if (opts.qmp) args.push('-qmp', `unix:${join(opts.workDir, 'qmp.sock')},server=on,wait=off`);
   args.push('-serial', `file:${serialLog}`);
   args.push('-kernel', opts.kernel, '-initrd', opts.initrd, '-append', opts.cmdline);
   opts.nics.forEach((nic, i) => {
@@ -96,6 +107,7 @@ export function startVm(opts: VmOptions): Vm {
   return {
     pid: child.pid ?? -1,
     serialLogFile: logFile,
+    qmpSocket: opts.qmp ? join(opts.workDir, 'qmp.sock') : undefined,
     serialLog: read,
     running: () => exited === undefined,
     async waitForSerial(pattern, timeoutMs) {
@@ -160,4 +172,51 @@ export function joinInitrd(parts: Buffer[]): Buffer {
   const out: Buffer[] = [];
   for (const part of parts) out.push(part, Buffer.alloc((4 - (part.length % 4)) % 4));
   return Buffer.concat(out);
+}
+
+/**
+ * Runs QMP commands on a VM's socket, in order, on one connection (after the capabilities handshake); resolves
+ * with their `return` values, rejects on an error answer. Events in between are ignored.
+ */
+export function qmp(socketPath: string, commands: { execute: string; arguments?: Record<string, unknown> }[], timeoutMs = 10_000): Promise<unknown[]> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(socketPath);
+    const queue = [{ execute: 'qmp_capabilities' }, ...commands];
+    const results: unknown[] = [];
+    let buffer = '';
+    let greeted = false;
+    const timer = setTimeout(() => finish(new Error(`QMP on ${socketPath} did not answer within ${timeoutMs} ms`)), timeoutMs);
+    const finish = (error?: Error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (error) reject(error);
+      else resolve(results.slice(1));
+    };
+    const next = () => {
+      const command = queue.shift();
+      if (!command) return finish();
+      socket.write(`${JSON.stringify(command)}\n`);
+    };
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      let newline: number;
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, newline).trim();
+        buffer = buffer.slice(newline + 1);
+        if (!line) continue;
+        const message = JSON.parse(line) as { QMP?: unknown; return?: unknown; error?: { desc: string }; event?: string };
+        if (message.QMP && !greeted) {
+          greeted = true;
+          next();
+        } else if (message.error) {
+          finish(new Error(`QMP: ${message.error.desc}`));
+        } else if ('return' in message) {
+          results.push(message.return);
+          next();
+        }
+      }
+    });
+    socket.on('error', (e) => finish(e));
+  });
 }

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { writeCpio, type CpioEntry } from '../../test-image/cpio.js';
-import { freePort, joinInitrd, startVm, waitForSsh, type Vm, type VmNic } from './qemu.js';
+import { freePort, joinInitrd, qmp, startVm, waitForSsh, type Vm, type VmNic } from './qemu.js';
 import { buildServerBase } from './server-image.js';
 import {
   defaultScenario,
@@ -60,6 +60,11 @@ export interface TestServer {
   waitForSsh(timeoutMs?: number): Promise<number>;
   /** Stops QEMU and removes the temp dir. */
   stop(): Promise<void>;
+  /**
+   * Sets the link of NIC `index` (scenario order) up or down with QMP `set_link`, as if its cable were pulled;
+   * needs `qmp: true`. The state survives a guest reboot.
+   */
+  setLink(index: number, up: boolean): Promise<void>;
 }
 
 /** crypt(3) SHA-512 hash made by the image's static busybox (no openssl or mkpasswd needed). */
@@ -116,7 +121,7 @@ async function scenarioCpio(s: ServerScenario, hostKeys: Record<string, KeyPair>
 /** Boots a test server for `scenario` and waits until its sshd answers. */
 export async function startServer(
   scenario: ServerScenario = defaultScenario(),
-  opts: { timeoutMs?: number; log?: (line: string) => void; guestfwd?: NonNullable<VmNic['guestfwd']> } = {},
+  opts: { timeoutMs?: number; log?: (line: string) => void; guestfwd?: NonNullable<VmNic['guestfwd']>; allowReboot?: boolean; qmp?: boolean } = {},
 ): Promise<TestServer> {
   const sshNics = scenario.nics.filter((n) => n.ssh);
   if (sshNics.length !== 1) throw new Error(`a scenario needs exactly one NIC with ssh: true, this one has ${sshNics.length}`);
@@ -142,6 +147,8 @@ export async function startServer(
       memoryMiB: scenario.memoryMiB,
       nics: scenario.nics.map((n) => ({ mac: n.mac, sshPort: n.ssh ? port : undefined, net: n.slirpNet, ipv6Net: n.slirpIpv6Net, guestfwd: n.ssh ? opts.guestfwd : undefined })),
       workDir,
+      allowReboot: opts.allowReboot,
+      qmp: opts.qmp,
     });
     const wait = async (timeoutMs = opts.timeoutMs ?? 120_000) => {
       try {
@@ -175,6 +182,10 @@ export async function startServer(
       },
       serialLog: () => vm.serialLog(),
       waitForSsh: wait,
+      async setLink(index, up) {
+        if (!vm.qmpSocket) throw new Error('setLink needs a server started with qmp: true');
+        await qmp(vm.qmpSocket, [{ execute: 'set_link', arguments: { name: `n${index}`, up } }]);
+      },
       async stop() {
         await vm.stop();
         await rm(workDir, { recursive: true, force: true });
