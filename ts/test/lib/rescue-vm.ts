@@ -52,7 +52,10 @@ export interface RescueVm {
 }
 
 /** Boots the rescue system of `imageTar` with fresh host and root keys and a network.sh for one NIC. */
-export async function bootRescueImage(imageTar: string, opts: { mac?: string; memoryMiB?: number; timeoutMs?: number } = {}): Promise<RescueVm> {
+export async function bootRescueImage(
+  imageTar: string,
+  opts: { mac?: string; memoryMiB?: number; timeoutMs?: number; /** Extra restore.env lines, e.g. `fallback_reboot_seconds=40`. */ restoreEnv?: string } = {},
+): Promise<RescueVm> {
   const work = await mkdtemp(join(tmpdir(), 'emergency-rescue-vm-'));
   try {
     await exec('tar', ['-xf', imageTar, '-C', work]);
@@ -76,7 +79,7 @@ export async function bootRescueImage(imageTar: string, opts: { mac?: string; me
       ],
       authorizedKeys: `${rootKey.publicKey}\n`,
       networkSh,
-      restoreEnv: 'hostname=rescued-test\nboot_id=00000000-0000-0000-0000-000000000000\n',
+      restoreEnv: `hostname=rescued-test\nboot_id=00000000-0000-0000-0000-000000000000\n${opts.restoreEnv ?? ''}`,
     });
     const initrd = join(work, 'initrd.full');
     await writeFile(initrd, joinInitrd([await readFile(join(image, 'initrd')), extra]));
