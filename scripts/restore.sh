@@ -146,6 +146,16 @@ neighbour_answered() {
   ip neigh show to "$1" dev "$2" 2>/dev/null | grep -qE 'REACHABLE|STALE|DELAY|PROBE|PERMANENT'
 }
 
+# probe_gateway ADDRESS DEVICE: one ping, from iputils or busybox, whichever there is.
+probe_gateway() {
+  if command -v ping >/dev/null 2>&1; then
+    ping -c 1 -W 1 -I "$2" "$1" >/dev/null 2>&1
+  elif command -v busybox >/dev/null 2>&1; then
+    busybox ping -c 1 -W 1 -I "$2" "$1" >/dev/null 2>&1
+  fi
+  return 0
+}
+
 # The default gateways in the main table after network.sh, as `GATEWAY DEVICE` lines (IPv4, then IPv6).
 default_gateways() {
   for family in -4 -6; do
@@ -153,10 +163,11 @@ default_gateways() {
   done
 }
 
-# NICs: interfaces backed by a device (not bonds, bridges, VLANs or lo).
+# NICs: interfaces backed by a device (not bonds, bridges, VLANs or lo), and veths, the NIC stand-in of the
+# network-namespace tests (a rescue system has none of its own).
 nics() {
   for dev in /sys/class/net/*; do
-    if [ -e "$dev/device" ]; then echo "${dev##*/}"; fi
+    if [ -e "$dev/device" ] || ip -d link show dev "${dev##*/}" 2>/dev/null | grep -q ' veth '; then echo "${dev##*/}"; fi
   done
 }
 
@@ -202,7 +213,7 @@ check_gateway() {
       answered=$(printf '%s\n' "$gateways" | while read -r gw dev; do
         # ping makes the kernel resolve the neighbour; the answer that counts is the neighbour entry, since a
         # gateway may drop ICMP but must answer ARP / neighbour discovery to route anything.
-        ping -c 1 -W 1 -I "$dev" "$gw" >/dev/null 2>&1
+        probe_gateway "$gw" "$dev"
         if neighbour_answered "$gw" "$dev"; then printf '%s on %s ' "$gw" "$dev"; fi
       done)
       if [ -n "$answered" ]; then

@@ -120,7 +120,7 @@ describe('the rescue answer (fallback state + restore report)', () => {
   });
 });
 
-const shells = [['dash'], ['busybox', 'ash']].filter(([cmd]) => spawnSync(cmd, ['-c', 'true']).status === 0);
+const shells = [['dash'], ['busybox', 'ash']].filter((shell) => spawnSync(shell[0], [...shell.slice(1), '-c', 'true']).status === 0);
 
 describe('scripts/fallback-reboot.sh', { skip: shells.length === 0 ? 'needs dash or busybox' : false }, () => {
   const dirs: string[] = [];
