@@ -81,11 +81,22 @@ describe('fallback reboot end to end (needs QEMU)', { skip, timeout: 900_000 }, 
       assert.equal(dry.code, 0, dry.stderr);
       assert.match(dry.stdout, /Fallback reboot: if this host cannot be reached, it reboots into its installed system at about \d\d:\d\d \(45 s after the rescue system starts\)/);
 
+      // The old system's DHCP client identity: it must reach the rescue through the host, not the operator.
+      const identity = await server.ssh('root', 'mkdir -p /var/lib/dhcpcd && echo 0123456789abcdef0123456789abcdef >/etc/machine-id && printf "00:04:de:ad:be:ef\\n" >/var/lib/dhcpcd/duid');
+      assert.equal(identity.code, 0, identity.stderr);
       const result = await runCli(['--yes', '--fallback-reboot', '45s', '--timeout', '240', '--image', image, ...targetArgs(server, 'root')]);
       assert.equal(result.code, 0, `rescue failed:\n${result.stderr}\n--- serial ---\n${tail(server.serialLog())}`);
       assert.match(result.stdout, /at about \d\d:\d\d \(45 s after the rescue system starts\)/, 'the confirmation screen says it before the kexec');
       assert.match(result.stderr, /fallback reboot confirmed \d+\.\d s after kexec \(\d+ s into its 45 s\): the rescue system stays up/);
       assert.doesNotMatch(result.stderr, /warning: restore/, 'the restore report has no failures');
+
+      const carried = await server.ssh('root', 'cat /etc/machine-id /var/lib/dhcpcd/duid; cat /var/log/emergency-restore.report');
+      assert.equal(carried.code, 0, carried.stderr);
+      assert.match(carried.stdout, /^0123456789abcdef0123456789abcdef\n00:04:de:ad:be:ef\n/, 'the rescue has the old machine-id and DUID');
+      assert.match(carried.stdout, /^format\t1\t-\t/m);
+      assert.match(carried.stdout, /^step\tdhcp-identity\tok\tinstalled: etc\/machine-id var\/lib\/dhcpcd\/duid$/m);
+      assert.match(carried.stdout, /^step\tgateway\tok\t/m);
+      assert.match(carried.stdout, /^done\t-\tok\t0 failed step\(s\)$/m);
 
       const before = await server.ssh('root', `cat /proc/sys/kernel/random/boot_id; ${STATUS}`);
       assert.match(before.stdout, /fallback_state=confirmed\nfallback_seconds=45\nfallback_confirmed_by=cli/);
