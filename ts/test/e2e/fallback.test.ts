@@ -22,14 +22,28 @@ const STATUS = 'sh /etc/emergency/fallback-reboot.sh status';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tail = (text: string, lines = 40) => text.split('\n').slice(-lines).join('\n');
 
+type Run = (command: string) => Promise<{ stdout: string; code: number; stderr: string }>;
+
+/**
+ * Runs an ssh command, again (up to 5 times, 2 s apart) when sshd closed the connection before the key exchange:
+ * a slow guest under TCG throttles new connections (MaxStartups) while earlier ones still start up.
+ */
+async function patiently(run: Run, command: string): Promise<{ stdout: string; code: number; stderr: string }> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await run(command);
+    if (r.code !== 255 || !/kex_exchange_identification|Connection (closed|reset)/.test(r.stderr) || attempt === 5) return r;
+    await sleep(2000);
+  }
+}
+
 /** Seconds the rescue has been up (the fallback counts from its own boot, /proc/uptime). */
-async function uptime(run: (command: string) => Promise<{ stdout: string; code: number; stderr: string }>): Promise<number> {
-  const r = await run('cut -d. -f1 /proc/uptime');
+async function uptime(run: Run): Promise<number> {
+  const r = await patiently(run, 'cut -d. -f1 /proc/uptime');
   assert.equal(r.code, 0, r.stderr);
   return Number(r.stdout.trim());
 }
 
-describe('fallback reboot end to end (needs QEMU)', { skip, timeout: 900_000 }, () => {
+describe('fallback reboot end to end (needs QEMU)', { skip, timeout: 1_800_000 }, () => {
   let image: string;
   before(async () => {
     image = await buildTestImage();
@@ -43,11 +57,11 @@ describe('fallback reboot end to end (needs QEMU)', { skip, timeout: 900_000 }, 
     after(async () => rescue?.stop());
 
     it('stays armed for `ssh root@host cmd` and a login without a terminal; a root login on a pty disarms it', async () => {
-      const armed = await rescue.ssh(STATUS);
+      const armed = await patiently(rescue.ssh, STATUS);
       assert.equal(armed.code, 0, armed.stderr);
       assert.match(armed.stdout, /^fallback_state=armed\nfallback_seconds=45\nfallback_remaining_s=\d+\n$/);
       // A command over ssh runs no login shell; -T with no command runs one, but without a terminal.
-      assert.equal((await rescue.ssh('true')).code, 0);
+      assert.equal((await patiently(rescue.ssh, 'true')).code, 0);
       const args = sshArgs({ port: rescue.port, knownHostsFile: rescue.knownHostsFile, identity: rescue.rootKey.path });
       const noTty = spawnSync('ssh', [...args, '-T', 'root@127.0.0.1'], { input: `${STATUS}\nexit\n`, encoding: 'utf8', timeout: 60_000 });
       assert.equal(noTty.status, 0, noTty.stderr);
@@ -57,14 +71,14 @@ describe('fallback reboot end to end (needs QEMU)', { skip, timeout: 900_000 }, 
       const login = await runInPty('ssh', [...args, '-tt', 'root@127.0.0.1'], { prompt: /# $/, answer: 'exit' });
       assert.equal(login.answered, 1, `the root prompt appeared:\n${login.stdout}`);
       assert.match(login.stdout, /fallback reboot disarmed by this login/);
-      const confirmed = await rescue.ssh(STATUS);
+      const confirmed = await patiently(rescue.ssh, STATUS);
       assert.match(confirmed.stdout, /^fallback_state=confirmed\nfallback_seconds=45\nfallback_confirmed_by=login\n/);
 
-      const bootId = (await rescue.ssh('cat /proc/sys/kernel/random/boot_id')).stdout.trim();
+      const bootId = (await patiently(rescue.ssh, 'cat /proc/sys/kernel/random/boot_id')).stdout.trim();
       const up = await uptime(rescue.ssh);
       await sleep(Math.max(0, 45 + 5 - up) * 1000);
       assert.ok(rescue.vm.running(), 'QEMU (started with -no-reboot) still runs: no reboot happened');
-      assert.equal((await rescue.ssh('cat /proc/sys/kernel/random/boot_id')).stdout.trim(), bootId, 'same boot after the deadline');
+      assert.equal((await patiently(rescue.ssh, 'cat /proc/sys/kernel/random/boot_id')).stdout.trim(), bootId, 'same boot after the deadline');
       assert.match(rescue.vm.serialLog(), /fallback reboot disarmed \(confirmed by login\)/);
     });
   });
@@ -77,20 +91,20 @@ describe('fallback reboot end to end (needs QEMU)', { skip, timeout: 900_000 }, 
     after(async () => server?.stop());
 
     it('--dry-run shows the setting; the rescue is confirmed and still up, same boot, after the fallback time', async () => {
-      const dry = await runCli(['--dry-run', '--fallback-reboot', '45s', '--image', image, ...targetArgs(server, 'root')]);
+      const dry = await runCli(['--dry-run', '--fallback-reboot', '45s', '--image', image, ...targetArgs(server, 'root')], { timeoutMs: 300_000 });
       assert.equal(dry.code, 0, dry.stderr);
       assert.match(dry.stdout, /Fallback reboot: if this host cannot be reached, it reboots into its installed system at about \d\d:\d\d \(45 s after the rescue system starts\)/);
 
       // The old system's DHCP client identity: it must reach the rescue through the host, not the operator.
-      const identity = await server.ssh('root', 'mkdir -p /var/lib/dhcpcd && echo 0123456789abcdef0123456789abcdef >/etc/machine-id && printf "00:04:de:ad:be:ef\\n" >/var/lib/dhcpcd/duid');
+      const identity = await patiently((c) => server.ssh('root', c), 'mkdir -p /var/lib/dhcpcd && echo 0123456789abcdef0123456789abcdef >/etc/machine-id && printf "00:04:de:ad:be:ef\\n" >/var/lib/dhcpcd/duid');
       assert.equal(identity.code, 0, identity.stderr);
-      const result = await runCli(['--yes', '--fallback-reboot', '45s', '--timeout', '240', '--image', image, ...targetArgs(server, 'root')]);
+      const result = await runCli(['--yes', '--fallback-reboot', '45s', '--timeout', '300', '--image', image, ...targetArgs(server, 'root')], { timeoutMs: 600_000 });
       assert.equal(result.code, 0, `rescue failed:\n${result.stderr}\n--- serial ---\n${tail(server.serialLog())}`);
       assert.match(result.stdout, /at about \d\d:\d\d \(45 s after the rescue system starts\)/, 'the confirmation screen says it before the kexec');
       assert.match(result.stderr, /fallback reboot confirmed \d+\.\d s after kexec \(\d+ s into its 45 s\): the rescue system stays up/);
       assert.doesNotMatch(result.stderr, /warning: restore/, 'the restore report has no failures');
 
-      const carried = await server.ssh('root', 'cat /etc/machine-id /var/lib/dhcpcd/duid; cat /var/log/emergency-restore.report');
+      const carried = await patiently((c) => server.ssh('root', c), 'cat /etc/machine-id /var/lib/dhcpcd/duid; cat /var/log/emergency-restore.report');
       assert.equal(carried.code, 0, carried.stderr);
       assert.match(carried.stdout, /^0123456789abcdef0123456789abcdef\n00:04:de:ad:be:ef\n/, 'the rescue has the old machine-id and DUID');
       assert.match(carried.stdout, /^format\t1\t-\t/m);
@@ -98,12 +112,12 @@ describe('fallback reboot end to end (needs QEMU)', { skip, timeout: 900_000 }, 
       assert.match(carried.stdout, /^step\tgateway\tok\t/m);
       assert.match(carried.stdout, /^done\t-\tok\t0 failed step\(s\)$/m);
 
-      const before = await server.ssh('root', `cat /proc/sys/kernel/random/boot_id; ${STATUS}`);
+      const before = await patiently((c) => server.ssh('root', c), `cat /proc/sys/kernel/random/boot_id; ${STATUS}`);
       assert.match(before.stdout, /fallback_state=confirmed\nfallback_seconds=45\nfallback_confirmed_by=cli/);
       const bootId = before.stdout.split('\n')[0];
       const up = await uptime((c) => server.ssh('root', c));
       await sleep(Math.max(0, 45 + 5 - up) * 1000);
-      const later = await server.ssh('root', 'cat /proc/sys/kernel/random/boot_id; test -e /etc/emergency-rescue && echo rescue-marker');
+      const later = await patiently((c) => server.ssh('root', c), 'cat /proc/sys/kernel/random/boot_id; test -e /etc/emergency-rescue && echo rescue-marker');
       assert.equal(later.code, 0, later.stderr);
       assert.deepEqual(later.stdout.trim().split('\n'), [bootId, 'rescue-marker'], 'the same rescue boot after the fallback time');
     });
@@ -117,9 +131,9 @@ describe('fallback reboot end to end (needs QEMU)', { skip, timeout: 900_000 }, 
     after(async () => server?.stop());
 
     it('the fallback reboots it into the installed system, and the CLI exits 7 saying so', async () => {
-      const oldBoot = (await server.ssh('root', 'cat /proc/sys/kernel/random/boot_id')).stdout.trim();
+      const oldBoot = (await patiently((c) => server.ssh('root', c), 'cat /proc/sys/kernel/random/boot_id')).stdout.trim();
       // Through the sudo user: the installed system refuses root with that key, so the wait step must ask as admin.
-      const cli = startCli(['--yes', '--fallback-reboot', '30s', '--timeout', '300', '--image', image, ...targetArgs(server, 'admin')]);
+      const cli = startCli(['--yes', '--fallback-reboot', '30s', '--timeout', '400', '--image', image, ...targetArgs(server, 'admin')], { timeoutMs: 600_000 });
       let triggeredAt = 0;
       let cut: Promise<void> | undefined;
       cli.onStderrLine((line) => {
@@ -144,7 +158,7 @@ describe('fallback reboot end to end (needs QEMU)', { skip, timeout: 900_000 }, 
       assert.match(result.stderr, /running its installed system, not the rescue: the fallback reboot \(30 s\) brought it back/);
       assert.match(result.stderr, /Log in as usual/);
 
-      const now = await server.ssh('root', 'cat /proc/sys/kernel/random/boot_id; test -e /etc/emergency-rescue && echo rescue-marker; cat /proc/cmdline');
+      const now = await patiently((c) => server.ssh('root', c), 'cat /proc/sys/kernel/random/boot_id; test -e /etc/emergency-rescue && echo rescue-marker; cat /proc/cmdline');
       assert.equal(now.code, 0, now.stderr);
       const [bootId, second] = now.stdout.trim().split('\n');
       assert.notEqual(bootId, oldBoot, 'a new boot');
