@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, existsSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
+import { ARCHES, type Arch } from '../../test-image/arch.js';
 
 /** One virtio NIC on its own user-mode (slirp) netdev. */
 export interface VmNic {
@@ -37,6 +38,8 @@ export interface VmOptions {
   allowReboot?: boolean;
   /** A QMP socket in workDir (`qmp.sock`), for `set_link` and reset events. */
   qmp?: boolean;
+  /** The emulated machine (x86_64 when unset): `qemu-system-aarch64 -M virt` for aarch64. */
+  arch?: Arch;
 }
 
 /** A running VM. */
@@ -82,7 +85,8 @@ export function netdevArg(id: string, nic: VmNic): string {
 
 /** The full QEMU argument list (pure, for tests and for printing a reproducible command). */
 export function qemuArgs(opts: VmOptions, serialLog: string): string[] {
-  const args = ['-accel', 'tcg', '-cpu', 'max', '-smp', '1', '-m', String(opts.memoryMiB)];
+  const { machine, cpu } = ARCHES[opts.arch ?? 'x86_64'].qemu;
+  const args = [...machine, '-accel', 'tcg', '-cpu', cpu, '-smp', '1', '-m', String(opts.memoryMiB)];
   args.push('-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none');
   if (!opts.allowReboot) args.push('-no-reboot');
   if (opts.qmp) args.push('-qmp', `unix:${join(opts.workDir, 'qmp.sock')},server=on,wait=off`);
@@ -97,7 +101,7 @@ export function qemuArgs(opts: VmOptions, serialLog: string): string[] {
 /** Starts QEMU and returns at once; wait for the guest with waitForSerial or waitForSsh. */
 export function startVm(opts: VmOptions): Vm {
   const logFile = join(opts.workDir, 'serial.log');
-  const child: ChildProcess = spawn('qemu-system-x86_64', qemuArgs(opts, logFile), { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(ARCHES[opts.arch ?? 'x86_64'].qemu.binary, qemuArgs(opts, logFile), { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   let exited: number | null | undefined;
@@ -134,14 +138,15 @@ export function startVm(opts: VmOptions): Vm {
 export async function waitForSsh(port: number, timeoutMs: number, alive: () => boolean = () => true): Promise<number> {
   const started = Date.now();
   for (;;) {
-    if (await sshBanner(port)) return Date.now() - started;
+    if (await sshBannerSeen(port)) return Date.now() - started;
     if (!alive()) throw new Error(`the VM exited before sshd answered on port ${port}`);
     if (Date.now() - started > timeoutMs) throw new Error(`no sshd answered on 127.0.0.1:${port} within ${timeoutMs} ms`);
     await delay(250);
   }
 }
 
-function sshBanner(port: number): Promise<boolean> {
+/** Whether something on 127.0.0.1:port sends an SSH banner within `timeoutMs`. */
+export function sshBannerSeen(port: number, timeoutMs = 2000): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
     let data = '';
@@ -149,7 +154,7 @@ function sshBanner(port: number): Promise<boolean> {
       socket.destroy();
       resolve(ok);
     };
-    socket.setTimeout(2000, () => done(false));
+    socket.setTimeout(timeoutMs, () => done(false));
     socket.on('data', (d) => {
       data += d;
       if (data.startsWith('SSH-')) done(true);
