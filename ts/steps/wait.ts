@@ -29,6 +29,16 @@ const POLL_MS = 250;
 const BANNER_TIMEOUT_MS = 5000;
 /** A full probe runs at least this often even without a banner: a firewall may let ssh through but not us. */
 const PROBE_ANYWAY_MS = 15_000;
+/**
+ * After this many banner checks ran out of time with no banner seen (12 s or more: longer than a kexec'd reboot
+ * stays silent; refused or dropped connections do not count and do not reset it), sshd is
+ * taken to be up but slow, and the checks and probes get SLOW_* time. Each check given up on leaves an sshd child
+ * that still does its start-up work; on a slow machine (aarch64 under TCG on a loaded host: several seconds per
+ * child) abandoning one every 1.25 s piles them up until none answers in time (measured: no banner for 480 s).
+ */
+const SLOW_AFTER_TIMEOUTS = 10;
+const SLOW_BANNER_TIMEOUT_MS = 10_000;
+const SLOW_PROBE_CONNECT_TIMEOUT_S = 15;
 
 /** Where sshd can be checked directly: the host and port ssh itself connects to. */
 export interface BannerTarget {
@@ -106,20 +116,25 @@ export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise
   let goneAt: number | undefined;
   let lastError = '';
   let lastProbe = Date.now();
+  let bannerTimeouts = 0;
   while (Date.now() < deadline) {
     const tick = Date.now();
-    if (target && tick - lastProbe < PROBE_ANYWAY_MS && !(await sshBanner(target, BANNER_TIMEOUT_MS))) {
+    const slow = bannerTimeouts >= SLOW_AFTER_TIMEOUTS;
+    const bannerTimeout = slow ? SLOW_BANNER_TIMEOUT_MS : BANNER_TIMEOUT_MS;
+    if (target && tick - lastProbe < PROBE_ANYWAY_MS && !(await sshBanner(target, bannerTimeout))) {
+      if (Date.now() - tick >= bannerTimeout) bannerTimeouts++;
       goneAt ??= Date.now();
       lastError = `no SSH banner from ${target.host} port ${target.port}`;
       await sleepUntil(tick + POLL_MS);
       continue;
     }
     lastProbe = Date.now();
-    let result = await remote.probe('root', PROBE, PROBE_CONNECT_TIMEOUT_S);
+    const probeTimeout = slow ? SLOW_PROBE_CONNECT_TIMEOUT_S : PROBE_CONNECT_TIMEOUT_S;
+    let result = await remote.probe('root', PROBE, probeTimeout);
     // The rescue system always lets root in with the operator's key; the installed system may not. Asking as the
     // login user then tells the old system (same boot) from the installed one coming back (a new boot).
     if (result.code === SSH_FAILED && /Permission denied/i.test(result.stderr) && remote.loginUser !== 'root') {
-      const asUser = await remote.probe(remote.loginUser, PROBE, PROBE_CONNECT_TIMEOUT_S);
+      const asUser = await remote.probe(remote.loginUser, PROBE, probeTimeout);
       if (asUser.code === 0) result = asUser;
     }
     if (result.code === 0) {
