@@ -119,14 +119,16 @@ async function jumpOnce(arch: Arch, imageTar: string, method: (typeof METHODS)[n
     while (watch.seen.marker === undefined && Date.now() < deadline) await sleep(5);
     let banner: number | undefined;
     while (Date.now() < deadline) {
-      if (watch.seen.marker !== undefined && (await sshBannerSeen(server.port, 500))) {
+      // A long wait per check: one given up on leaves an sshd child working, and a slow sshd buried under
+      // them never answers (steps/wait.ts). The check returns as soon as the banner arrives.
+      if (watch.seen.marker !== undefined && (await sshBannerSeen(server.port, 10_000))) {
         banner = Date.now();
         break;
       }
-      await sleep(20);
+      await sleep(50);
     }
     watch.stop();
-    if (banner === undefined || watch.seen.marker === undefined) throw new Error(`the rescue did not answer:\n${server.serialLog().slice(-3000)}`);
+    if (banner === undefined || watch.seen.marker === undefined) throw new Error(`the rescue did not answer (marker ${watch.seen.marker === undefined ? 'not seen' : 'seen'}):\n${server.serialLog().slice(-3000)}`);
     const rescue = await Link.open(server, 'root');
     const zero = await kernelZero(rescue);
     const dmesg = parsePrintkLines((await rescue.run('dmesg')).stdout);
