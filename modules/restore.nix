@@ -33,10 +33,24 @@ let
     ln -s ${lib.getExe pkgs.dash} $out/bin/sh
   '';
 
+  # The old machine-id goes in place here, before systemd in stage 2 reads it, so the rescue has the old system's
+  # identity from its start (systemd-networkd derives its DHCP DUID from it); restore.sh installs the rest of the
+  # DHCP client identity (DUIDs, leases) at the same paths before network.sh starts dhcpcd.
   carryOver = root: ''
     rm -rf ${root}${dataDir}
     cp -a ${dataDir} ${root}${dataDir}
     chmod 700 ${root}${dataDir}
+    if [ -f ${dataDir}/dhcp-identity/files/etc/machine-id ]; then
+      mkdir -p ${root}/etc
+      cp ${dataDir}/dhcp-identity/files/etc/machine-id ${root}/etc/machine-id
+    fi
+  '';
+
+  # restore.sh's last-chance DHCP uses busybox's udhcpc with an add-only hook; only the busybox binary goes on
+  # the unit's PATH, so its applets never shadow coreutils or iproute2.
+  busyboxOnly = pkgs.runCommand "emergency-busybox-only" { } ''
+    mkdir -p $out/bin
+    ln -s ${lib.getExe' pkgs.busybox "busybox"} $out/bin/busybox
   '';
 in
 {
@@ -90,6 +104,8 @@ in
           dashAsSh
           pkgs.coreutils
           pkgs.gnugrep
+          # restore.sh lists the DHCP identity files with find
+          pkgs.findutils
           pkgs.gnused
           pkgs.iproute2
           # rescue-banner.sh formats the restore's step results with awk.
@@ -97,13 +113,16 @@ in
           # network.sh starts a DHCP client (in the background) only on interfaces whose addresses the old
           # system had leased, and keeps the last lease statically too; dhcpcd is the client it finds here.
           pkgs.dhcpcd
+          # the default-gateway check after network.sh: ping makes the kernel resolve the gateway (ARP / ND)
+          pkgs.iputils
+          busyboxOnly
         ];
         environment = {
           EMERGENCY_DIR = dataDir;
           SSH_DIR = "/etc/ssh";
           ROOT_SSH_DIR = "/root/.ssh";
           RESTORE_LOG = "/var/log/emergency-restore.log";
-          RESTORE_STEPS = "/run/emergency/restore-steps";
+          RESTORE_REPORT = "/var/log/emergency-restore.report";
           BANNER = "/run/emergency/banner";
         };
         serviceConfig = {

@@ -68,6 +68,27 @@ done
 [ "$keys" -gt 0 ] || fail "no host keys given: the rescue system could not prove it is this host"
 printf 'host_keys_packed=%s\n' "$keys"
 
+# The DHCP client identity, read here like the host keys (it never goes through the operator): the machine-id
+# (systemd-networkd derives its DUID from it), the DUIDs and lease files of dhcpcd, dhclient and networkd. The
+# rescue system installs them at the same paths (scripts/restore.sh), so its DHCP client renews the same lease.
+# Each read has a deadline and may fail: this is a broken host, and a missing lease must not stop the rescue.
+identity="$extra/emergency/dhcp-identity/files"
+identity_files=0
+for path in /etc/machine-id /etc/dhcpcd.duid /var/lib/dhcpcd/duid /var/lib/dhcpcd/*.lease /var/lib/dhcpcd/*.lease6 \
+  /var/lib/dhcpcd5/duid /var/lib/dhcpcd5/*.lease /var/db/dhcpcd/duid /var/db/dhcpcd/*.lease \
+  /var/lib/dhcp/dhclient*.leases /var/lib/dhclient/*.lease /var/lib/dhclient/*.leases \
+  /var/lib/NetworkManager/*.lease /run/systemd/netif/leases/*; do
+  [ -f "$path" ] || continue
+  [ "$(bb stat -c %s "$path" 2>/dev/null || echo 0)" -le 1048576 ] || continue
+  bb mkdir -p "$identity${path%/*}"
+  if bb timeout 5 "$here/bin/busybox" cat "$path" >"$identity$path" 2>/dev/null; then
+    identity_files=$((identity_files + 1))
+  else
+    bb rm -f "$identity$path"
+  fi
+done
+printf 'dhcp_identity_files=%s\n' "$identity_files"
+
 # The kernel only finds an uncompressed cpio that starts on a 4-byte boundary of the whole initrd;
 # zero bytes between archives are skipped.
 size=$(bb stat -c %s "$here/initrd")

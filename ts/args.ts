@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { EmergencyError, ExitCode } from './errors.js';
+import { DEFAULT_FALLBACK, parseFallbackDuration } from './fallback.js';
 import type { Options } from './operation.js';
 import { ignoreProblems } from './preflight/checks.js';
 
@@ -72,6 +73,11 @@ ${PURPOSE}`)
     .option('dump-network', { type: 'boolean', default: env.EMERGENCY_DUMP_NETWORK === '1', describe: 'write emergency_ips, emergency_routes, emergency_nameservers and the raw capture here (also EMERGENCY_DUMP_NETWORK=1)' })
     .option('yes', { alias: 'y', type: 'boolean', default: false, describe: 'do not ask before kexec' })
     .option('timeout', { type: 'number', default: 600, describe: 'seconds to wait for the rescue system after kexec' })
+    .option('fallback-reboot', {
+      type: 'string',
+      default: DEFAULT_FALLBACK,
+      describe: 'unless confirmed within this time (90s, 10m, 1h), the rescue system reboots into the installed system; off disables',
+    })
     .option('connect-timeout', { type: 'number', default: 15, describe: 'seconds for the first ssh connection' })
     .option('shell', { type: 'boolean', default: false, describe: 'open a root shell on the rescue system when it is up' })
     .option('json', { type: 'string', describe: 'write a record of the run to FILE (JSON: facts, checks, plan, step timings, outcome), also when it fails' })
@@ -89,6 +95,7 @@ ${PURPOSE}`)
       if (!(a.timeout > 0) || !(a['connect-timeout'] > 0)) throw new Error('--timeout and --connect-timeout must be positive numbers of seconds');
       const ignoring = ignoreProblems(a['ignore-preflight-errors'] ?? []);
       if (ignoring.length) throw new Error(ignoring.join('; '));
+      parseFallbackDuration(a['fallback-reboot']);
       if (a.port !== undefined && !(Number.isInteger(a.port) && a.port > 0 && a.port < 65536)) throw new Error('--port must be a port number (1-65535)');
       return true;
     })
@@ -122,6 +129,7 @@ export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process
     dumpNetwork: args['dump-network'],
     yes: args.yes,
     timeout: args.timeout,
+    fallbackReboot: parseFallbackDuration(args['fallback-reboot']),
     connectTimeout: args['connect-timeout'],
     shell: args.shell,
     debug: args.debug,

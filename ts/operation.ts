@@ -21,6 +21,8 @@ export interface Options {
   yes: boolean;
   /** Seconds to wait for the rescue system to answer after kexec. */
   timeout: number;
+  /** Seconds after which an unconfirmed rescue system reboots into the installed system, or 'off'. */
+  fallbackReboot: number | 'off';
   connectTimeout: number;
   shell: boolean;
   debug: boolean;

@@ -6,6 +6,7 @@
 import { parseUrlProbe } from './boundary/url-probe.js';
 import { planFetch } from './image-fetch.js';
 import { downloadForStreaming } from './image-source.js';
+import { describeFallback } from './fallback.js';
 import { buildImageWithNix, loadImage, type Image } from './image.js';
 import { renderAuthorizedKeys, selectAuthorizedKeys } from './keys/authorized-keys.js';
 import type { Options, Session } from './operation.js';
@@ -55,6 +56,7 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
     if (options.dryRun) {
       ui.out(describeChecks(verdict));
       ui.out(describeRescue(network, hostKeys, keys));
+      ui.out(describeFallback(options.fallbackReboot, options.timeout, new Date()));
       ui.info(`dry run: nothing was changed on ${options.destination}; ${remote.roundTrips} ssh round trip(s)`);
       record?.setRoundTrips(remote.roundTrips);
       return;
@@ -78,13 +80,13 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
       record?.setChecks(judgeHost({ ...checkInput, plan: latePlan }, options.ignorePreflightErrors).results);
       await ui.step('checks (network)', async () => checks({ ...checkInput, plan: latePlan }, options.ignorePreflightErrors, ui, NETWORK_CHECKS));
     }
-    await confirm(ui, { destination: options.destination, facts, image, rescue: describeRescue(network, hostKeys, keys), yes: options.yes });
+    await confirm(ui, { destination: options.destination, facts, image, rescue: `${describeRescue(network, hostKeys, keys)}\n${describeFallback(options.fallbackReboot, options.timeout, new Date())}`, yes: options.yes });
     const hostKeyPaths = hostKeys.filter((k) => k.present && k.pub).map((k) => k.path);
     await ui.step('kexec', () =>
       kexec(remote, ui, staged.imageDir, hostKeyPaths, {
         networkScript: network.script,
         authorizedKeys: renderAuthorizedKeys(keys),
-        env: { hostname: facts.hostname, boot_id: facts.boot_id },
+        env: { hostname: facts.hostname, boot_id: facts.boot_id, fallback_reboot_seconds: String(options.fallbackReboot) },
         oldSystem: renderOldSystem(report.oldSystem),
       }),
     );
@@ -93,7 +95,7 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
     releaseStage(session);
     ui.info(`${remote.roundTrips} ssh round trip(s) before kexec`);
     record?.setRoundTrips(remote.roundTrips);
-    await ui.step('wait', () => waitForRescue(remote, ui, { oldBootId: facts.boot_id, triggeredAt, timeoutSeconds: options.timeout }));
+    await ui.step('wait', () => waitForRescue(remote, ui, { oldBootId: facts.boot_id, triggeredAt, timeoutSeconds: options.timeout, fallbackReboot: options.fallbackReboot }));
     // What the login banner says, from the same data (the restore's own results are in the banner itself).
     const summary = renderRescueSummary({ hostname: facts.hostname, oldSystem: renderOldSystem(report.oldSystem) });
     ui.out(summary);

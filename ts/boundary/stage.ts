@@ -42,6 +42,8 @@ export function parseStaged(output: ScriptOutput): StagedImage {
 /** What kexec-run.sh prints: how many keys it packed, how the kernel loaded the rescue, and the trigger. */
 export const KexecFactsSchema = z.strictObject({
   host_keys_packed: count.optional(),
+  /** Files of the old system's DHCP client identity (machine-id, DUIDs, leases) packed for the rescue. */
+  dhcp_identity_files: count.optional(),
   kexec_method: z.enum(['kexec_file_load', 'kexec_load']).optional(),
   kexec_loaded: z.literal('1').optional(),
   kexec_triggered: z.literal('1').optional(),

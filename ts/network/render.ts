@@ -45,6 +45,9 @@ export function renderRestoreScript(plan: NetworkPlan): string {
   };
   const step = (desc: string, args: string) => `step ${shellQuote(desc)} ${args}`;
 
+  // What the planner left out says so here too, so the rescue's restore report lists it (scripts/restore.sh).
+  if (plan.skipped.length > 0) out.push('', '# Left out by the planner (the reasons are in the plan).');
+  for (const item of plan.skipped) out.push(`say ${shellQuote(`skipped: ${item.what}: ${item.reason}`)}`);
   out.push('', '# Interfaces, parents before children.');
   for (const i of plan.interfaces) {
     const label = i.kind === 'loopback' ? 'lo' : `${i.name} (${i.mac})`;

@@ -8,7 +8,9 @@
  * the full probe, which is what proves the boot id, the rescue marker and the host key.
  */
 import { connect as tcpConnect } from 'node:net';
+import { CONFIRM_AND_REPORT, parseRescueAnswer } from '../boundary/rescue.js';
 import { EmergencyError, ExitCode, HostKeyChangedError } from '../errors.js';
+import { clockTime, describeConfirmation, explainUnexpectedBoot, reportWarnings } from '../fallback.js';
 import type { Remote } from '../remote.js';
 import { SSH_FAILED } from '../ssh.js';
 import type { Ui } from '../ui.js';
@@ -27,6 +29,16 @@ const POLL_MS = 250;
 const BANNER_TIMEOUT_MS = 5000;
 /** A full probe runs at least this often even without a banner: a firewall may let ssh through but not us. */
 const PROBE_ANYWAY_MS = 15_000;
+/**
+ * After this many banner checks ran out of time with no banner seen (12 s or more: longer than a kexec'd reboot
+ * stays silent; refused or dropped connections do not count and do not reset it), sshd is
+ * taken to be up but slow, and the checks and probes get SLOW_* time. Each check given up on leaves an sshd child
+ * that still does its start-up work; on a slow machine (aarch64 under TCG on a loaded host: several seconds per
+ * child) abandoning one every 1.25 s piles them up until none answers in time (measured: no banner for 480 s).
+ */
+const SLOW_AFTER_TIMEOUTS = 10;
+const SLOW_BANNER_TIMEOUT_MS = 10_000;
+const SLOW_PROBE_CONNECT_TIMEOUT_S = 15;
 
 /** Where sshd can be checked directly: the host and port ssh itself connects to. */
 export interface BannerTarget {
@@ -84,6 +96,8 @@ export interface WaitFor {
   oldBootId: string;
   triggeredAt: number;
   timeoutSeconds: number;
+  /** The rescue's fallback reboot (--fallback-reboot): to tell its reboot from others, and to confirm it. */
+  fallbackReboot: number | 'off';
 }
 
 /** The rescue system as the wait step verified it. */
@@ -102,30 +116,39 @@ export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise
   let goneAt: number | undefined;
   let lastError = '';
   let lastProbe = Date.now();
+  let bannerTimeouts = 0;
   while (Date.now() < deadline) {
     const tick = Date.now();
-    if (target && tick - lastProbe < PROBE_ANYWAY_MS && !(await sshBanner(target, BANNER_TIMEOUT_MS))) {
+    const slow = bannerTimeouts >= SLOW_AFTER_TIMEOUTS;
+    const bannerTimeout = slow ? SLOW_BANNER_TIMEOUT_MS : BANNER_TIMEOUT_MS;
+    if (target && tick - lastProbe < PROBE_ANYWAY_MS && !(await sshBanner(target, bannerTimeout))) {
+      if (Date.now() - tick >= bannerTimeout) bannerTimeouts++;
       goneAt ??= Date.now();
       lastError = `no SSH banner from ${target.host} port ${target.port}`;
       await sleepUntil(tick + POLL_MS);
       continue;
     }
     lastProbe = Date.now();
-    const result = await remote.probe('root', PROBE, PROBE_CONNECT_TIMEOUT_S);
+    const probeTimeout = slow ? SLOW_PROBE_CONNECT_TIMEOUT_S : PROBE_CONNECT_TIMEOUT_S;
+    let result = await remote.probe('root', PROBE, probeTimeout);
+    // The rescue system always lets root in with the operator's key; the installed system may not. Asking as the
+    // login user then tells the old system (same boot) from the installed one coming back (a new boot).
+    if (result.code === SSH_FAILED && /Permission denied/i.test(result.stderr) && remote.loginUser !== 'root') {
+      const asUser = await remote.probe(remote.loginUser, PROBE, probeTimeout);
+      if (asUser.code === 0) result = asUser;
+    }
     if (result.code === 0) {
       const [bootId, cmdline = ''] = result.stdout.split('\n');
       if (bootId.trim() !== w.oldBootId) {
         if (!cmdline.split(/\s+/).includes('emergency.rescue=1')) {
-          throw new EmergencyError(
-            `${destination} came back with a new boot, but not into the rescue system (cmdline: ${cmdline.trim()})`,
-            'kexec failed and the machine rebooted normally, or a watchdog reset it. Its host key is the old one; log in as usual and look at the kernel log.',
-            ExitCode.NotBack,
-          );
+          const { message, fix } = explainUnexpectedBoot((Date.now() - started) / 1000, w.fallbackReboot);
+          throw new EmergencyError(`${destination}: ${message} (cmdline: ${cmdline.trim()})`, fix, ExitCode.NotBack);
         }
         ui.info(
           `rescue system answers ${((Date.now() - started) / 1000).toFixed(1)} s after kexec` +
             (goneAt ? ` (old system gone after ${((goneAt - started) / 1000).toFixed(1)} s)` : ''),
         );
+        await confirmRescue(remote, ui, started);
         return { bootId: bootId.trim(), answeredAfterMs: Date.now() - started };
       }
       // The old system still answers: whatever failed before did not mean it had gone.
@@ -140,11 +163,36 @@ export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise
     }
     await sleepUntil(tick + POLL_MS);
   }
+  const fallbackHint =
+    w.fallbackReboot === 'off'
+      ? ''
+      : ` Unless something reaches it first, the fallback reboot brings the installed system back at about ${clockTime(new Date(started + w.fallbackReboot * 1000))} (plus its boot).`;
   throw new EmergencyError(
     `the rescue system did not answer within ${w.timeoutSeconds} s${lastError ? ` (last: ${lastError})` : ''}`,
     goneAt
-      ? 'The old system is gone. Real hardware can take minutes to boot: try `ssh root@HOST` again in a while, then use the out-of-band console (IPMI/KVM).'
+      ? `The old system is gone. Real hardware can take minutes to boot: try \`ssh root@HOST\` again in a while, then use the out-of-band console (IPMI/KVM).${fallbackHint}`
       : 'The old system still answers: kexec did not happen. Look at the kernel log on the host (dmesg).',
     ExitCode.NotBack,
   );
+}
+
+/**
+ * The rescue is verified (new boot id, rescue marker, same host key): confirm its fallback reboot and read the
+ * restore report, in one ssh run. A failure here is a warning: the rescue is up, and a confirmation that did not
+ * take still leaves the operator the fallback's time to log in (which confirms too).
+ */
+async function confirmRescue(remote: Remote, ui: Ui, started: number): Promise<void> {
+  const result = await remote.probe('root', CONFIRM_AND_REPORT, PROBE_CONNECT_TIMEOUT_S * 3);
+  let answer;
+  try {
+    answer = parseRescueAnswer(result.stdout);
+  } catch (e) {
+    const stderr = result.stderr.trim();
+    ui.warn(`could not confirm the fallback reboot: ${(e as Error).message}${stderr ? ` (${stderr})` : ''}; log in as root at a terminal now to confirm it`);
+    return;
+  }
+  const text = describeConfirmation(answer.fallback, (Date.now() - started) / 1000);
+  if (answer.fallback.fallback_state === 'confirmed' || answer.fallback.fallback_state === 'off') ui.info(text);
+  else ui.warn(text);
+  for (const warning of reportWarnings(answer)) ui.warn(warning);
 }

@@ -1,7 +1,7 @@
 /**
  * `npm run test-image`: builds the Nix-free test image (docs/test-image.md) from Debian packages in the layout
- * of docs/image-layout.md, at $EMERGENCY_CACHE_DIR/test-image/emergency-image-x86_64.tar (and its sidecar, `.tar.meta`),
- * and prints its path last.
+ * of docs/image-layout.md, at $EMERGENCY_CACHE_DIR/test-image/emergency-image-ARCH.tar (and its sidecar, `.tar.meta`),
+ * and prints its path last. `-- --arch aarch64` builds it from Debian's arm64 packages instead (x86_64 is the default).
  * Rebuilds only when a package version or a project file that goes in changes.
  */
 import { execFile } from 'node:child_process';
@@ -12,12 +12,15 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { homedir } from 'node:os';
 import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import { ARCHES, archFromArgv, buildMachineArch, type Arch } from './arch.js';
 import { writeCpio, entriesFromDir, unpackedBytes, type CpioEntry } from './cpio.js';
-import { extractDebs, fetchDebs, kernelPackage, resolveDebs } from './debs.js';
+import { extractDebs, fetchDebs, kernelPackage, nativeDebArch, resolveDebs } from './debs.js';
+import { realPathIn } from './closure.js';
 import { rescueCmdline } from './kernel-params.js';
 import { kernelVersion } from './kmod.js';
 import { LINK_KINDS } from '../network/link-kinds.js';
-import { copyIn, installBusybox, installModules, installPrograms, writeIn } from './stage.js';
+import { installBusybox, installModules, installPrograms, writeIn } from './stage.js';
 
 const exec = promisify(execFile);
 
@@ -31,17 +34,14 @@ export const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..');
 export const CACHE_DIR = process.env.EMERGENCY_CACHE_DIR || join(homedir(), '.cache', 'emergency');
 export const DEB_CACHE = join(CACHE_DIR, 'debs');
 const OUT_DIR = join(CACHE_DIR, 'test-image');
-const ARCH = 'x86_64';
 const IMAGE_NAME = 'Debian test image';
 
-/** The kernel's meta package: follows Debian's current cloud kernel (virtio drivers, small). */
-export const KERNEL_META = 'linux-image-cloud-amd64';
-
 /**
- * Packages besides the kernel. The libraries are the DT_NEEDED closure of sshd, ip and kexec; the build
- * fails naming any soname none of them provides (closure.ts).
+ * Packages besides the kernel, on every architecture (plus its `extraLibraryPackages`, arch.ts). The libraries
+ * are the DT_NEEDED closure of sshd, ip and kexec; the build fails naming any soname none of them provides
+ * (closure.ts).
  */
-export const RESCUE_PACKAGES = [
+const COMMON_PACKAGES = [
   'busybox-static',
   'dash',
   'openssh-server',
@@ -78,6 +78,7 @@ export const RESCUE_PACKAGES = [
   'libmnl0',
   'libbsd0',
   'libmd0',
+  // Debian builds kexec with Xen support on both architectures.
   'libxenmisc4.17',
   'libxentoollog1',
   'libxencall1',
@@ -88,11 +89,16 @@ export const RESCUE_PACKAGES = [
   'libxentoolcore1',
 ];
 
+/** Every package of the rescue image besides the kernel, for `arch`. */
+export function rescuePackages(arch: Arch = 'x86_64'): string[] {
+  return [...COMMON_PACKAGES, ...ARCHES[arch].extraLibraryPackages];
+}
+
 /** NIC drivers, and the module of every link kind network.sh may create (ts/network/link-kinds.ts). */
 export const NIC_MODULES = ['virtio_pci', 'virtio_net', ...Object.values(LINK_KINDS).map((k) => k.module)];
 
 /** Project files that go into the image: any change rebuilds it. */
-const PROJECT_FILES = ['modules/kernel-params.json', 'ts/network/link-kinds.ts', 'scripts/kexec-run.sh', 'scripts/kexec-trigger.sh', 'scripts/run-tool.sh', 'scripts/restore.sh', 'scripts/image-sidecar.sh', 'scripts/rescue-banner.sh', 'ts/test-image/rescue-init.sh', 'ts/test-image/sshd_config'];
+const PROJECT_FILES = ['modules/kernel-params.json', 'ts/network/link-kinds.ts', 'scripts/kexec-run.sh', 'scripts/kexec-trigger.sh', 'scripts/run-tool.sh', 'scripts/restore.sh', 'scripts/fallback-reboot.sh', 'scripts/image-sidecar.sh', 'scripts/rescue-banner.sh', 'ts/test-image/rescue-init.sh', 'ts/test-image/sshd_config'];
 
 
 /** The builder's own compiled files, so a builder change also rebuilds. */
@@ -109,15 +115,64 @@ export async function inputKey(debFiles: string[], files: string[]): Promise<str
   return hash.digest('hex');
 }
 
+/** The packages of one build for `arch` as apt would download them (kernel first). */
+export async function resolvePackages(extra: string[], arch: Arch = 'x86_64') {
+  const { debArch, kernelMeta } = ARCHES[arch];
+  const kernel = await kernelPackage(kernelMeta, debArch);
+  return resolveDebs([kernel, ...rescuePackages(arch), ...extra], debArch);
+}
+
 /** Extracted Debian packages for one build, in a temporary directory under `.cache/`. */
-export async function preparePackages(extra: string[], workDir: string): Promise<{ root: string; debFiles: string[]; kernel: string }> {
-  const kernel = await kernelPackage(KERNEL_META);
-  const debs = await resolveDebs([kernel, ...RESCUE_PACKAGES, ...extra]);
-  const paths = await fetchDebs(debs, DEB_CACHE);
+export async function preparePackages(extra: string[], workDir: string, arch: Arch = 'x86_64'): Promise<{ root: string; debFiles: string[] }> {
+  const debs = await resolvePackages(extra, arch);
+  const paths = await fetchDebs(debs, DEB_CACHE, ARCHES[arch].debArch);
   const root = join(workDir, 'extracted');
   await extractDebs(paths.values(), root);
-  return { root, debFiles: debs.map((d) => d.file), kernel };
+  return { root, debFiles: debs.map((d) => d.file) };
 }
+
+/**
+ * A static busybox the build machine runs (to list applets, run depmod, hash passwords): the image's own when
+ * it is for the build machine's architecture, else Debian's busybox-static for the build machine, extracted
+ * once into the cache.
+ */
+export async function buildMachineBusybox(arch: Arch, root: string): Promise<string> {
+  if (arch === buildMachineArch()) return join(root, 'bin/busybox');
+  const [deb] = await resolveDebs(['busybox-static'], nativeDebArch());
+  const dir = join(CACHE_DIR, 'tools', deb.file.replace(/\.deb$/, ''));
+  const busybox = join(dir, 'bin/busybox');
+  if (!existsSync(busybox)) {
+    const paths = await fetchDebs([deb], DEB_CACHE, nativeDebArch());
+    const tmp = `${dir}.${process.pid}`;
+    await extractDebs(paths.values(), tmp);
+    await rm(dir, { recursive: true, force: true });
+    await rename(tmp, dir);
+  }
+  return busybox;
+}
+
+/**
+ * Copies the kernel as kexec loads it. Debian's arm64 `vmlinuz` is a gzipped `Image`: the kernel's
+ * kexec_file_load takes only a raw `Image` there, and kexec-tools would gunzip it for kexec_load only (for
+ * kexec_file_load it writes the decompressed copy to a temporary file on the host). Decompressing here gives
+ * one file both methods load as it is, with nothing to unpack on the host; NixOS's aarch64 kernel file is a
+ * raw `Image` too. x86_64's bzImage decompresses itself, so it is copied unchanged.
+ */
+export async function installKernel(root: string, version: string, to: string): Promise<'bzImage' | 'Image' | 'Image (gunzipped vmlinuz)'> {
+  const real = await realPathIn(root, `/boot/vmlinuz-${version}`);
+  if (!real) throw new Error(`/boot/vmlinuz-${version} is not in the kernel package`);
+  const data = await readFile(real);
+  if (data[0] === 0x1f && data[1] === 0x8b) {
+    const image = gunzipSync(data);
+    // arm64 Image header: "ARM\x64" at offset 56.
+    if (image.readUInt32LE(56) !== 0x644d5241) throw new Error(`${real} is gzip but not an arm64 Image inside`);
+    await writeFile(to, image);
+    return 'Image (gunzipped vmlinuz)';
+  }
+  await writeFile(to, data);
+  return data.readUInt32LE(56) === 0x644d5241 ? 'Image' : 'bzImage';
+}
+
 
 /** The static rescue-side files that are not from a package. */
 function rescueEtc(): Record<string, [string, number]> {
@@ -128,8 +183,6 @@ function rescueEtc(): Record<string, [string, number]> {
     'etc/shadow': ['root:*:19000:0:99999:7:::\nsshd:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n', 0o600],
     'etc/inittab': ['::askfirst:-/bin/sh\n::ctrlaltdel:/sbin/reboot\n::shutdown:/bin/umount -a -r\n', 0o644],
     'etc/hosts': ['127.0.0.1 localhost\n::1 localhost\n', 0o644],
-    // A login shell greets the operator with the banner rescue-banner.sh wrote (docs/image-layout.md).
-    'etc/profile': ['[ -r /run/emergency/banner ] && cat /run/emergency/banner\n', 0o644],
     // Loading bonding or dummy must not create a bond0 or dummy0 that was never on the old system; network.sh
     // makes its own.
     'etc/modprobe.d/emergency.conf': [
@@ -139,6 +192,11 @@ function rescueEtc(): Record<string, [string, number]> {
         .join(''),
       0o644,
     ],
+    // A login shell (an interactive ssh or console login; dash reads /etc/profile) means a person is here: it
+    // disarms the fallback reboot. `ssh root@host cmd` runs no login shell and has no terminal, so it does not.
+    // It also greets the operator with the banner rescue-banner.sh wrote (docs/image-layout.md), then the fallback's
+    // live state.
+    'etc/profile': ['[ -r /run/emergency/banner ] && cat /run/emergency/banner\n[ -f /etc/emergency/fallback-reboot.sh ] && sh /etc/emergency/fallback-reboot.sh login\n', 0o644],
   };
 }
 
@@ -152,20 +210,22 @@ async function sha256File(path: string): Promise<string> {
 }
 
 /** Builds the rescue initrd into `out`; returns the bytes it unpacks to. */
-async function buildRescueInitrd(root: string, work: string, out: string): Promise<{ unpacked: number; cpioBytes: number }> {
+async function buildRescueInitrd(root: string, work: string, out: string, arch: Arch): Promise<{ unpacked: number; cpioBytes: number }> {
   const stage = join(work, 'rescue');
   const version = await kernelVersion(root);
   // dash as /bin/sh: busybox's own shell would run its `ip` applet instead of iproute2's (rescue-init.sh).
-  await installPrograms(root, stage, { '/usr/sbin/sshd': '/usr/sbin/sshd', '/bin/ip': '/usr/sbin/ip', '/bin/dash': '/bin/sh' });
+  await installPrograms(root, stage, { '/usr/sbin/sshd': '/usr/sbin/sshd', '/bin/ip': '/usr/sbin/ip', '/bin/dash': '/bin/sh' }, [], ARCHES[arch].triplet);
   const busybox = join(root, 'bin/busybox');
-  await installBusybox(stage, busybox);
-  await installModules(root, stage, version, NIC_MODULES, busybox);
+  const hostBusybox = await buildMachineBusybox(arch, root);
+  await installBusybox(stage, busybox, [], hostBusybox);
+  await installModules(root, stage, version, NIC_MODULES, hostBusybox);
   const init = (await readFile(join(REPO, 'ts/test-image/rescue-init.sh'), 'utf8'))
     .replaceAll('@name@', IMAGE_NAME)
     .replaceAll('@modules@', NIC_MODULES.join(' '));
   if (/@[a-z]+@/.test(init)) throw new Error('rescue-init.sh has a placeholder the builder does not fill');
   await writeIn(stage, 'init', init, 0o755);
   await writeIn(stage, 'usr/lib/emergency/restore.sh', await readFile(join(REPO, 'scripts/restore.sh')), 0o755);
+  await writeIn(stage, 'etc/emergency/fallback-reboot.sh', await readFile(join(REPO, 'scripts/fallback-reboot.sh')), 0o755);
   await writeIn(stage, 'usr/lib/emergency/rescue-banner.sh', await readFile(join(REPO, 'scripts/rescue-banner.sh')), 0o755);
   await writeIn(stage, 'etc/ssh/sshd_config', await readFile(join(REPO, 'ts/test-image/sshd_config')), 0o644);
   for (const [path, [content, mode]] of Object.entries(rescueEtc())) await writeIn(stage, path, content, mode);
@@ -185,13 +245,12 @@ async function buildRescueInitrd(root: string, work: string, out: string): Promi
   return { unpacked: unpackedBytes(entries), cpioBytes: data.length };
 }
 
-/** Builds (or finds cached) the test image; returns the tarball's path. */
-export async function buildTestImage(log: (line: string) => void = () => {}): Promise<string> {
-  const tarPath = join(OUT_DIR, `emergency-image-${ARCH}.tar`);
-  const keyPath = join(OUT_DIR, `emergency-image-${ARCH}.key`);
+/** Builds (or finds cached) the test image for `arch`; returns the tarball's path. */
+export async function buildTestImage(log: (line: string) => void = () => {}, arch: Arch = 'x86_64'): Promise<string> {
+  const tarPath = join(OUT_DIR, `emergency-image-${arch}.tar`);
+  const keyPath = join(OUT_DIR, `emergency-image-${arch}.key`);
   await mkdir(OUT_DIR, { recursive: true });
-  const kernel = await kernelPackage(KERNEL_META);
-  const debs = await resolveDebs([kernel, ...RESCUE_PACKAGES]);
+  const debs = await resolvePackages([], arch);
   const key = await inputKey(
     debs.map((d) => d.file),
     [...PROJECT_FILES.map((f) => join(REPO, f)), ...(await builderFiles())],
@@ -203,15 +262,15 @@ export async function buildTestImage(log: (line: string) => void = () => {}): Pr
 
   const work = await mkdtemp(join(OUT_DIR, '.build-'));
   try {
-    log(`building the test image from ${debs.length} Debian packages`);
-    const { root } = await preparePackages([], work);
+    log(`building the ${arch} test image from ${debs.length} Debian packages`);
+    const { root } = await preparePackages([], work, arch);
     const version = await kernelVersion(root);
     const image = join(work, 'emergency-image');
     await mkdir(join(image, 'bin'), { recursive: true });
-    await copyIn(root, `/boot/vmlinuz-${version}`, image, 'kernel');
-    const initrd = await buildRescueInitrd(root, work, join(image, 'initrd'));
-    await writeFile(join(image, 'cmdline'), `${rescueCmdline(ARCH)}\n`);
-    const kexecRun = (await readFile(join(REPO, 'scripts/kexec-run.sh'), 'utf8')).replaceAll('@arch@', ARCH);
+    const kernelKind = await installKernel(root, version, join(image, 'kernel'));
+    const initrd = await buildRescueInitrd(root, work, join(image, 'initrd'), arch);
+    await writeFile(join(image, 'cmdline'), `${rescueCmdline(arch)}\n`);
+    const kexecRun = (await readFile(join(REPO, 'scripts/kexec-run.sh'), 'utf8')).replaceAll('@arch@', arch);
     if (/@[a-z]+@/.test(kexecRun)) throw new Error(`scripts/kexec-run.sh has a placeholder the builder does not fill: ${/@[a-z]+@/.exec(kexecRun)![0]}`);
     await writeIn(image, 'kexec-run.sh', kexecRun, 0o755);
     for (const verbatim of ['kexec-trigger.sh', 'run-tool.sh']) await writeIn(image, verbatim, await readFile(join(REPO, 'scripts', verbatim)), 0o755);
@@ -220,7 +279,7 @@ export async function buildTestImage(log: (line: string) => void = () => {}): Pr
     await copyFile(join(root, 'bin/busybox'), join(image, 'bin/busybox'));
     await chmod(join(image, 'bin/busybox'), 0o755);
     const tools = join(work, 'tools');
-    const libs = await installPrograms(root, tools, { '/sbin/kexec': '/bin/kexec', '/bin/ip': '/bin/ip' });
+    const libs = await installPrograms(root, tools, { '/sbin/kexec': '/bin/kexec', '/bin/ip': '/bin/ip' }, [], ARCHES[arch].triplet);
     await copyFile(join(tools, 'bin/kexec'), join(image, 'bin/kexec'));
     await copyFile(join(tools, 'bin/ip'), join(image, 'bin/ip'));
     await mkdir(join(image, 'lib'));
@@ -229,7 +288,7 @@ export async function buildTestImage(log: (line: string) => void = () => {}): Pr
     // libc names the loader as DT_NEEDED too; the loader already running satisfies it, so no second copy.
     for (const lib of libs.slice(1)) if (lib.soname !== interpreter.soname) await copyFile(lib.realPath, join(image, 'lib', lib.soname));
 
-    await writeFile(join(image, 'image.info'), `format=1\narch=${ARCH}\nname=${IMAGE_NAME}\nrescue_unpacked_bytes=${initrd.unpacked}\n`);
+    await writeFile(join(image, 'image.info'), `format=1\narch=${arch}\nname=${IMAGE_NAME}\nrescue_unpacked_bytes=${initrd.unpacked}\n`);
     const files = (await exec('find', ['.', '-type', 'f'], { cwd: image })).stdout
       .split('\n')
       .filter(Boolean)
@@ -248,7 +307,7 @@ export async function buildTestImage(log: (line: string) => void = () => {}): Pr
     await writeFile(keyPath, `${key}\n`);
     const tarBytes = (await stat(tarPath)).size;
     log(
-      `kernel ${version}; initrd ${(await stat(join(image, 'initrd'))).size} bytes zstd, ${initrd.cpioBytes} bytes cpio, ` +
+      `kernel ${version} (${kernelKind}, ${(await stat(join(image, 'kernel'))).size} bytes); initrd ${(await stat(join(image, 'initrd'))).size} bytes zstd, ${initrd.cpioBytes} bytes cpio, ` +
         `rescue_unpacked_bytes=${initrd.unpacked}; tar ${tarBytes} bytes`,
     );
     return tarPath;
@@ -259,7 +318,7 @@ export async function buildTestImage(log: (line: string) => void = () => {}): Pr
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const started = Date.now();
-  buildTestImage((line) => console.log(line)).then(
+  buildTestImage((line) => console.log(line), archFromArgv(process.argv.slice(2))).then(
     (path) => {
       console.log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
       console.log(path);

@@ -6,8 +6,10 @@ import { lstat, readFile, readlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { readDynamic, isElf } from './elf.js';
 
-/** Where ld.so looks on Debian x86_64 after RUNPATH (ld.so.conf.d order, then the trusted directories). */
-export const DEFAULT_LIBRARY_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib64', '/lib', '/usr/lib'];
+/** Where ld.so looks on Debian after RUNPATH (ld.so.conf.d order, then the trusted directories), per multiarch triplet. */
+export function defaultLibraryDirs(triplet = 'x86_64-linux-gnu'): string[] {
+  return [`/lib/${triplet}`, `/usr/lib/${triplet}`, '/lib64', '/lib', '/usr/lib'];
+}
 
 /** A library the closure needs: its soname, where it sits in the tree (`/lib/…/libc.so.6`), the real file on disk. */
 export interface ResolvedLibrary {
@@ -55,7 +57,7 @@ export async function realPathIn(root: string, treePath: string, depth = 0): Pro
  * Resolves the libraries (and the interpreter) `programs` (tree paths) need, transitively.
  * `extraDirs` are searched after RUNPATH and before the defaults (for dlopen()ed plugins' own directories).
  */
-export async function libraryClosure(root: string, programs: string[], extraDirs: string[] = []): Promise<{ interpreter?: ResolvedLibrary; libraries: ResolvedLibrary[] }> {
+export async function libraryClosure(root: string, programs: string[], extraDirs: string[] = [], triplet?: string): Promise<{ interpreter?: ResolvedLibrary; libraries: ResolvedLibrary[] }> {
   const libraries = new Map<string, ResolvedLibrary>();
   let interpreter: ResolvedLibrary | undefined;
   const queue: { treePath: string; realPath: string }[] = [];
@@ -75,7 +77,7 @@ export async function libraryClosure(root: string, programs: string[], extraDirs
       interpreter = { soname: posix.basename(dyn.interpreter), treePath: dyn.interpreter, realPath: real };
     }
     const origin = posix.dirname(treePath);
-    const dirs = [...dyn.searchPath.map((d) => d.replace(/\$\{?ORIGIN\}?/g, origin)), ...extraDirs, ...DEFAULT_LIBRARY_DIRS];
+    const dirs = [...dyn.searchPath.map((d) => d.replace(/\$\{?ORIGIN\}?/g, origin)), ...extraDirs, ...defaultLibraryDirs(triplet)];
     for (const soname of dyn.needed) {
       if (libraries.has(soname)) continue;
       let found: ResolvedLibrary | undefined;

@@ -28,32 +28,48 @@ export function parsePrintUris(text: string): { file: string; sha256: string }[]
   return out;
 }
 
-/** Asks apt which files the candidate versions are, without downloading. */
-export async function resolveDebs(names: string[]): Promise<Deb[]> {
+/**
+ * The name apt is asked for: `pkg:DEBARCH` for a foreign architecture (after `dpkg --add-architecture`),
+ * the plain name for the build machine's own, so its cache entries stay what they were.
+ */
+export function aptName(name: string, debArch?: string): string {
+  const plain = name.replace(/:[a-z0-9]+$/, '');
+  return debArch && debArch !== nativeDebArch() ? `${plain}:${debArch}` : plain;
+}
+
+/** dpkg's architecture of the build machine. */
+export function nativeDebArch(): string {
+  return process.arch === 'arm64' ? 'arm64' : 'amd64';
+}
+
+/** Asks apt which files the candidate versions are (for `debArch`, default the build machine's), without downloading. */
+export async function resolveDebs(packages: string[], debArch?: string): Promise<Deb[]> {
+  const names = packages.map((n) => n.replace(/:[a-z0-9]+$/, ''));
   let stdout: string;
   try {
-    ({ stdout } = await exec('apt-get', ['download', '--print-uris', ...names], { maxBuffer: 16 << 20 }));
+    ({ stdout } = await exec('apt-get', ['download', '--print-uris', ...names.map((n) => aptName(n, debArch))], { maxBuffer: 16 << 20 }));
   } catch (e) {
     const err = e as { stderr?: string; message: string };
-    throw new Error(`apt-get cannot resolve the test image's packages (run \`apt-get update\` first?): ${err.stderr || err.message}`);
+    const foreign = debArch && debArch !== nativeDebArch() ? ` and \`dpkg --add-architecture ${debArch}\`` : '';
+    throw new Error(`apt-get cannot resolve the test image's packages (run${foreign} \`apt-get update\` first?): ${err.stderr || err.message}`);
   }
   const files = parsePrintUris(stdout);
   return names.map((name) => {
-    const hit = files.find((f) => f.file.startsWith(`${name}_`));
+    const hit = files.find((f) => f.file.startsWith(`${name}_`) && (!debArch || f.file.endsWith(`_${debArch}.deb`) || f.file.endsWith('_all.deb')));
     if (!hit) throw new Error(`apt-get --print-uris listed no file for package ${name}`);
     return { name, ...hit };
   });
 }
 
 /** Makes every package present in `cacheDir`, downloading only the missing files; returns their paths. */
-export async function fetchDebs(debs: Deb[], cacheDir: string): Promise<Map<string, string>> {
+export async function fetchDebs(debs: Deb[], cacheDir: string, debArch?: string): Promise<Map<string, string>> {
   await mkdir(cacheDir, { recursive: true });
   const missing = debs.filter((d) => !existsSync(join(cacheDir, d.file)));
   if (missing.length) {
     // Download into a private directory and rename: other builds may share this cache at the same time.
     const tmp = await mkdtemp(join(cacheDir, '.download-'));
     try {
-      await exec('apt-get', ['download', ...missing.map((d) => d.name)], { cwd: tmp, maxBuffer: 16 << 20 });
+      await exec('apt-get', ['download', ...missing.map((d) => aptName(d.name, debArch))], { cwd: tmp, maxBuffer: 16 << 20 });
       for (const file of await readdir(tmp)) await rename(join(tmp, file), join(cacheDir, file));
     } finally {
       await rm(tmp, { recursive: true, force: true });
@@ -74,10 +90,15 @@ export async function extractDebs(paths: Iterable<string>, into: string): Promis
   for (const path of paths) await exec('dpkg', ['-x', path, into]);
 }
 
-/** The kernel package behind a meta package such as `linux-image-cloud-amd64`. */
-export async function kernelPackage(meta: string): Promise<string> {
-  const { stdout } = await exec('apt-cache', ['depends', meta]);
-  const m = /Depends:\s+(linux-image-\S+)/.exec(stdout);
+/** The kernel package behind a meta package such as `linux-image-cloud-amd64` (without an `:arch` suffix). */
+export async function kernelPackage(meta: string, debArch?: string): Promise<string> {
+  let stdout: string;
+  try {
+    ({ stdout } = await exec('apt-cache', ['depends', aptName(meta, debArch)]));
+  } catch {
+    stdout = '';
+  }
+  const m = /Depends:\s+(linux-image-[^\s:]+)/.exec(stdout);
   if (!m) throw new Error(`apt-cache depends ${meta} names no linux-image package (run \`apt-get update\` first?)`);
   return m[1];
 }

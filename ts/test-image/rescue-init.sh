@@ -3,7 +3,8 @@
 # /bin/sh is dash: Debian's busybox-static shell prefers its own applets over PATH, so under it `ip` would be
 # busybox's, not the iproute2 the restore script needs.
 # Mounts the API filesystems, loads the NIC drivers and waits for the NICs, marks the system as the rescue,
-# runs the project's restore script (the same file the NixOS module runs), then hands PID 1 to busybox init,
+# arms the fallback reboot and runs the project's restore script (the same files the NixOS image runs), then hands
+# PID 1 to busybox init,
 # which runs sshd with the restored host keys. It never generates host keys: a rescue that cannot prove it is
 # the host must not answer as one.
 #
@@ -21,6 +22,10 @@ mount -t tmpfs -o mode=755,nosuid,nodev run /run
 mount -t tmpfs -o mode=1777,nosuid,nodev shm /dev/shm
 
 log() { echo "emergency-rescue: $*" >/dev/console; }
+
+# The fallback reboot first, before anything that could hang: unless the CLI or an interactive root login confirms
+# this rescue in time, it reboots into the installed system (scripts/fallback-reboot.sh, the NixOS image's too).
+sh /etc/emergency/fallback-reboot.sh run </dev/null >/dev/null 2>&1 &
 
 modules='@modules@'
 for module in $modules; do

@@ -35,9 +35,9 @@ export async function writeIn(stage: string, to: string, content: string | Buffe
  * Installs programs (tree path → stage path) and every library they need, at the paths ld.so searches.
  * Returns the ELF interpreter first, then the libraries, e.g. for copying them to an image's flat lib/.
  */
-export async function installPrograms(extracted: string, stage: string, programs: Record<string, string>, extraDirs: string[] = []): Promise<ResolvedLibrary[]> {
+export async function installPrograms(extracted: string, stage: string, programs: Record<string, string>, extraDirs: string[] = [], triplet?: string): Promise<ResolvedLibrary[]> {
   for (const [from, to] of Object.entries(programs)) await copyIn(extracted, from, stage, to);
-  const { interpreter, libraries } = await libraryClosure(extracted, Object.keys(programs), extraDirs);
+  const { interpreter, libraries } = await libraryClosure(extracted, Object.keys(programs), extraDirs, triplet);
   if (!interpreter) throw new Error(`${Object.keys(programs).join(', ')}: no ELF interpreter, expected dynamic Debian programs`);
   const all = [interpreter, ...libraries];
   for (const lib of all) {
@@ -56,13 +56,15 @@ export async function busyboxApplets(busybox: string): Promise<string[]> {
 
 /**
  * Installs busybox at /bin/busybox and links each applet unless a program of that name already exists in
- * any PATH directory (so `ip` stays iproute2's), or it is in `skip`.
+ * any PATH directory (so `ip` stays iproute2's), or it is in `skip`. The applets are listed by `lister`, a
+ * busybox the build machine can run: the same Debian version for the build machine's architecture when the
+ * image is for another (the applet set is Debian's configuration, the same on every architecture).
  */
-export async function installBusybox(stage: string, busybox: string, skip: string[] = []): Promise<void> {
+export async function installBusybox(stage: string, busybox: string, skip: string[] = [], lister = busybox): Promise<void> {
   await mkdir(join(stage, 'bin'), { recursive: true });
   await copyFile(busybox, join(stage, 'bin/busybox'));
   await chmod(join(stage, 'bin/busybox'), 0o755);
-  for (const applet of await busyboxApplets(busybox)) {
+  for (const applet of await busyboxApplets(lister)) {
     const name = posix.basename(applet);
     if (name === 'busybox' || skip.includes(name)) continue;
     if (PATH_DIRS.some((dir) => existsSync(join(stage, dir, name)))) continue;
@@ -71,7 +73,7 @@ export async function installBusybox(stage: string, busybox: string, skip: strin
   }
 }
 
-/** Copies `wanted` modules and their dependencies, then makes modules.dep with busybox depmod. */
+/** Copies `wanted` modules and their dependencies, then makes modules.dep with busybox depmod (a build-machine busybox). */
 export async function installModules(extracted: string, stage: string, version: string, wanted: string[], busybox: string): Promise<string[]> {
   const modules = await moduleClosure(extracted, version, wanted);
   const from = join(extracted, 'lib/modules', version);

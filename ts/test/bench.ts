@@ -2,7 +2,7 @@
  * `npm run bench`: time-to-rescue of the QEMU test server (the end-to-end tests' server) against its physical
  * floor. A benchmark: it prints a table (and --json FILE), and asserts nothing about time.
  *
- *   npm run bench -- [--runs N] [--quick] [--json FILE] [--no-shaped]
+ *   npm run bench -- [--arch x86_64|aarch64] [--runs N] [--quick] [--json FILE] [--no-shaped]
  *
  * Per run: a fresh server; over one ssh ControlMaster, the round trip and the upload rate (the image tarball
  * itself streamed into the VM's /dev/shm), and — on the first run — where staging's time goes (tar -x and
@@ -26,6 +26,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadImage, type Image } from '../image.js';
+import { ARCHES, parseArch, type Arch } from '../test-image/arch.js';
 import { buildTestImage } from '../test-image/build.js';
 import { mb, median, memoryPeak, parseCliFacts, parseMemSamples, parseStepLines, renderTable, sec, type CliFacts } from './lib/bench-report.js';
 import { runCli, targetArgs } from './lib/cli.js';
@@ -60,7 +61,7 @@ interface RunResult {
 }
 
 interface Report {
-  machine: { nproc: number; cpu: string; qemu: string; accel: string; kernel: string; node: string; shaping?: string };
+  machine: { nproc: number; cpu: string; qemu: string; accel: string; kernel: string; node: string; load: string; shaping?: string };
   image: { wireBytes: number; tarBytes: number; busyboxBytes: number; kernelBytes: number; initrdBytes: number; unpackedBytes: number; rescueUnpackedBytes: number };
   rescueBootS?: number;
   runs: RunResult[];
@@ -82,9 +83,12 @@ interface UrlRun {
 
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
-function machine(): Report['machine'] {
-  const qemu = execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' }).split('\n')[0];
-  return { nproc: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', qemu, accel: 'TCG, 1 vCPU, -cpu max', kernel: execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim(), node: process.version };
+function machine(arch: Arch): Report['machine'] {
+  const { binary, machine: board, cpu } = ARCHES[arch].qemu;
+  const qemu = execFileSync(binary, ['--version'], { encoding: 'utf8' }).split('\n')[0];
+  // Other work on the machine slows TCG: the load average at the start says how quiet it was.
+  const load = execFileSync('uptime', { encoding: 'utf8' }).trim().replace(/^.*load average/, 'load average');
+  return { nproc: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', qemu, accel: `TCG, 1 vCPU, ${[...board, '-cpu', cpu].join(' ')}`, kernel: execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim(), node: process.version, load };
 }
 
 function imageFacts(image: Image): Report['image'] {
@@ -109,8 +113,8 @@ async function stageParts(link: Link, image: Image, rttMs: number): Promise<NonN
 }
 
 /** Boots a fresh server, measures the link, rescues it with the CLI while polling its memory. */
-async function rescueOnce(imagePath: string, image: Image, first: boolean, shaped = false): Promise<RunResult> {
-  const server = await startServer(defaultScenario(), { log });
+async function rescueOnce(imagePath: string, image: Image, first: boolean, arch: Arch, shaped = false): Promise<RunResult> {
+  const server = await startServer(defaultScenario(), { log, arch, timeoutMs: 240_000 });
   let relay: Relay | undefined;
   try {
     let target: TestServer = server;
@@ -139,7 +143,7 @@ async function rescueOnce(imagePath: string, image: Image, first: boolean, shape
       }
     });
     await sampled;
-    const cli = await runCli(['--yes', '--timeout', '240', '--image', imagePath, ...targetArgs(target, 'root')]);
+    const cli = await runCli(['--yes', '--timeout', '480', '--image', imagePath, ...targetArgs(target, 'root')], { timeoutMs: 900_000 });
     poller.stop();
     await link.close().catch(() => {});
     if (cli.code !== 0) throw new Error(`the rescue failed (exit ${cli.code}):\n${cli.stderr}\n--- serial ---\n${server.serialLog().split('\n').slice(-30).join('\n')}`);
@@ -263,6 +267,7 @@ function table(report: Report): string {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
+      arch: { type: 'string' },
       runs: { type: 'string' },
       quick: { type: 'boolean', default: false },
       json: { type: 'string' },
@@ -271,18 +276,19 @@ async function main(): Promise<void> {
   });
   const runs = Number(values.runs ?? (values.quick ? 1 : 3));
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs needs a whole number ≥ 1');
-  const report: Report = { machine: machine(), image: { wireBytes: 0, tarBytes: 0, busyboxBytes: 0, kernelBytes: 0, initrdBytes: 0, unpackedBytes: 0, rescueUnpackedBytes: 0 }, runs: [] };
-  const imagePath = await buildTestImage(log);
+  const arch = parseArch(values.arch);
+  const report: Report = { machine: machine(arch), image: { wireBytes: 0, tarBytes: 0, busyboxBytes: 0, kernelBytes: 0, initrdBytes: 0, unpackedBytes: 0, rescueUnpackedBytes: 0 }, runs: [] };
+  const imagePath = await buildTestImage(log, arch);
   const image = await loadImage(imagePath);
   report.image = imageFacts(image);
 
   log('the rescue image booted directly in QEMU (the floor\'s boot → sshd)');
-  const rescue = await bootRescueImage(imagePath);
+  const rescue = await bootRescueImage(imagePath, { timeoutMs: 240_000 });
   report.rescueBootS = rescue.bootToSshMs / 1000;
   await rescue.stop();
   for (let i = 0; i < runs; i++) {
     log(`rescue ${i + 1} of ${runs}`);
-    const r = await rescueOnce(imagePath, image, i === 0);
+    const r = await rescueOnce(imagePath, image, i === 0, arch);
     log(`  ${sec(r.totalS)}: ${Object.entries(r.steps).map(([k, v]) => `${k} ${sec(v)}`).join(', ')}`);
     report.runs.push(r);
   }
@@ -290,7 +296,7 @@ async function main(): Promise<void> {
 
   if (!values.quick && !values['no-shaped']) {
     log(`rescue over ${SHAPED.label}`);
-    const r = await rescueOnce(imagePath, image, false, true);
+    const r = await rescueOnce(imagePath, image, false, arch, true);
     log(`  ${sec(r.totalS)}: ${Object.entries(r.steps).map(([k, v]) => `${k} ${sec(v)}`).join(', ')}`);
     report.shaped = { machine: { ...report.machine, shaping: SHAPED.label }, image: report.image, rescueBootS: report.rescueBootS, runs: [r] };
     summarise(report.shaped);
@@ -309,7 +315,7 @@ async function main(): Promise<void> {
   }
   if (values.json) writeFileSync(values.json, `${JSON.stringify(report, null, 2)}\n`);
   const m = report.machine;
-  process.stdout.write(`${m.nproc} × ${m.cpu}, ${m.qemu}, ${m.accel}; Linux ${m.kernel}; node ${m.node}\n\n${table(report)}\n`);
+  process.stdout.write(`${m.nproc} × ${m.cpu}, ${m.qemu}, ${m.accel}; Linux ${m.kernel}; node ${m.node}; ${m.load} at the start\n\n${table(report)}\n`);
 }
 
 // As root, everything runs in a namespace of its own whose loopback holds the URL's address (test/lib/own-netns.ts).

@@ -1,9 +1,11 @@
 /**
  * `npm run demo`: watch emergency rescue a throwaway QEMU server (TCG, no network beyond 127.0.0.1) with the
  * Nix-free test image, then look at the rescued system. Nothing outside the VM is touched.
+ * `npm run demo -- --arch aarch64` does the same with an aarch64 server (qemu-system-aarch64 -M virt).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { ARCHES, archFromArgv } from '../test-image/arch.js';
 import { buildTestImage } from '../test-image/build.js';
 import { targetArgs } from './lib/cli.js';
 import { networkDifferences, parseNetworkState, READ_NETWORK } from './lib/network-state.js';
@@ -12,15 +14,18 @@ import { defaultScenario, qemuAvailable, startServer } from './lib/server.js';
 const say = (text: string) => process.stdout.write(`\n\x1b[1m# ${text}\x1b[0m\n`);
 
 async function main(): Promise<void> {
-  if (!(await qemuAvailable())) {
-    process.stderr.write('demo: qemu-system-x86_64 is missing; install it (apt-get install qemu-system-x86) and run again\n');
+  const arch = archFromArgv(process.argv.slice(2));
+  const qemu = ARCHES[arch].qemu.binary;
+  if (!(await qemuAvailable(arch))) {
+    const pkg = arch === 'aarch64' ? 'qemu-system-arm' : 'qemu-system-x86';
+    process.stderr.write(`demo: ${qemu} is missing; install it (apt-get install ${pkg}) and run again\n`);
     process.exitCode = 2;
     return;
   }
-  say('Building the Nix-free test image from Debian packages (cached after the first run)');
-  const image = await buildTestImage((line) => process.stdout.write(`  ${line}\n`));
-  say('Booting a throwaway server in QEMU: two NICs renamed ens3/enp0s4, IPv4 + IPv6, a sudo user "admin"');
-  const server = await startServer(defaultScenario());
+  say(`Building the Nix-free ${arch} test image from Debian packages (cached after the first run)`);
+  const image = await buildTestImage((line) => process.stdout.write(`  ${line}\n`), arch);
+  say(`Booting a throwaway ${arch} server in QEMU (${qemu}): two NICs renamed ens3/enp0s4, IPv4 + IPv6, a sudo user "admin"`);
+  const server = await startServer(defaultScenario(), { arch, timeoutMs: 240_000 });
   try {
     process.stdout.write(`  sshd answers on 127.0.0.1:${server.port} after ${(server.bootToSshMs / 1000).toFixed(1)} s\n`);
     const before = await server.ssh('root', 'ip -br addr; ip route; cat /etc/resolv.conf');

@@ -394,7 +394,7 @@ const FAULTS: FaultRow[] = [
       const other = otherHostKnownHosts(ctx);
       const remote = new SshRemote({ destination: '127.0.0.1', port: ctx.server.port, identity: ctx.server.keys.root, configFile: '/dev/null', options: ['IdentitiesOnly=yes', 'BatchMode=yes', `UserKnownHostsFile=${other}`, 'GlobalKnownHostsFile=/dev/null'] });
       const started = Date.now();
-      await assert.rejects(waitForRescue(remote, new RecordingUi(), { oldBootId: 'the-old-boot', triggeredAt: Date.now(), timeoutSeconds: 60 }), (e: { exitCode: number; message: string }) => e.exitCode === ExitCode.HostKeyChanged && /different SSH host key/.test(e.message));
+      await assert.rejects(waitForRescue(remote, new RecordingUi(), { oldBootId: 'the-old-boot', triggeredAt: Date.now(), timeoutSeconds: 60, fallbackReboot: 'off' }), (e: { exitCode: number; message: string }) => e.exitCode === ExitCode.HostKeyChanged && /different SSH host key/.test(e.message));
       assert.ok(Date.now() - started < 30_000, 'refused at the first answer, not after the timeout');
     },
   },

@@ -89,6 +89,29 @@ export function runCliInPty(
   });
 }
 
+/**
+ * Runs any command on a pty (an interactive `ssh -tt`, say) and types `answer` + Enter once its output matches
+ * `prompt`, as a person at a terminal would; `answer` reaches the helper on its stdin.
+ */
+export function runInPty(command: string, args: string[], opts: { prompt: RegExp; answer: string; timeoutMs?: number }): Promise<PtyResult> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn('python3', ['-c', HELPER, opts.prompt.source, '0', command, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdin.on('error', () => {});
+    child.stdin.end(`${opts.answer}\n`);
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const answered = Number(/pty-helper: answered (\d+)/.exec(stderr)?.[1] ?? 0);
+      resolve({ code: code ?? -1, stdout, stderr, ms: Date.now() - started, answered });
+    });
+  });
+}
+
 /** Process ids in the tree under `root` (itself included), from /proc. */
 export function processTree(root: number): number[] {
   const parent = new Map<number, number>();

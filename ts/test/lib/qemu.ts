@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, existsSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
+import { ARCHES, type Arch } from '../../test-image/arch.js';
 
 /** One virtio NIC on its own user-mode (slirp) netdev. */
 export interface VmNic {
@@ -30,6 +31,15 @@ export interface VmOptions {
   nics: VmNic[];
   /** Directory for the serial log and the concatenated initrd. */
   workDir: string;
+  /**
+   * Let a guest reboot restart the VM (same kernel and initrd: the installed system) instead of ending QEMU
+   * (`-no-reboot`, the default). For servers whose rescue may reboot: the fallback reboot, a watchdog.
+   */
+  allowReboot?: boolean;
+  /** A QMP socket in workDir (`qmp.sock`), for `set_link` and reset events. */
+  qmp?: boolean;
+  /** The emulated machine (x86_64 when unset): `qemu-system-aarch64 -M virt` for aarch64. */
+  arch?: Arch;
 }
 
 /** A running VM. */
@@ -44,6 +54,8 @@ export interface Vm {
   running(): boolean;
   /** Kills QEMU (TERM, then KILL) and waits for it to exit. */
   stop(): Promise<void>;
+  /** The QMP socket's path, when started with `qmp`. */
+  readonly qmpSocket?: string;
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
@@ -73,8 +85,11 @@ export function netdevArg(id: string, nic: VmNic): string {
 
 /** The full QEMU argument list (pure, for tests and for printing a reproducible command). */
 export function qemuArgs(opts: VmOptions, serialLog: string): string[] {
-  const args = ['-accel', 'tcg', '-cpu', 'max', '-smp', '1', '-m', String(opts.memoryMiB)];
-  args.push('-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none', '-no-reboot');
+  const { machine, cpu } = ARCHES[opts.arch ?? 'x86_64'].qemu;
+  const args = [...machine, '-accel', 'tcg', '-cpu', cpu, '-smp', '1', '-m', String(opts.memoryMiB)];
+  args.push('-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none');
+  if (!opts.allowReboot) args.push('-no-reboot');
+  if (opts.qmp) args.push('-qmp', `unix:${join(opts.workDir, 'qmp.sock')},server=on,wait=off`);
   args.push('-serial', `file:${serialLog}`);
   args.push('-kernel', opts.kernel, '-initrd', opts.initrd, '-append', opts.cmdline);
   opts.nics.forEach((nic, i) => {
@@ -86,7 +101,7 @@ export function qemuArgs(opts: VmOptions, serialLog: string): string[] {
 /** Starts QEMU and returns at once; wait for the guest with waitForSerial or waitForSsh. */
 export function startVm(opts: VmOptions): Vm {
   const logFile = join(opts.workDir, 'serial.log');
-  const child: ChildProcess = spawn('qemu-system-x86_64', qemuArgs(opts, logFile), { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(ARCHES[opts.arch ?? 'x86_64'].qemu.binary, qemuArgs(opts, logFile), { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   let exited: number | null | undefined;
@@ -96,6 +111,7 @@ export function startVm(opts: VmOptions): Vm {
   return {
     pid: child.pid ?? -1,
     serialLogFile: logFile,
+    qmpSocket: opts.qmp ? join(opts.workDir, 'qmp.sock') : undefined,
     serialLog: read,
     running: () => exited === undefined,
     async waitForSerial(pattern, timeoutMs) {
@@ -122,14 +138,15 @@ export function startVm(opts: VmOptions): Vm {
 export async function waitForSsh(port: number, timeoutMs: number, alive: () => boolean = () => true): Promise<number> {
   const started = Date.now();
   for (;;) {
-    if (await sshBanner(port)) return Date.now() - started;
+    if (await sshBannerSeen(port)) return Date.now() - started;
     if (!alive()) throw new Error(`the VM exited before sshd answered on port ${port}`);
     if (Date.now() - started > timeoutMs) throw new Error(`no sshd answered on 127.0.0.1:${port} within ${timeoutMs} ms`);
     await delay(250);
   }
 }
 
-function sshBanner(port: number): Promise<boolean> {
+/** Whether something on 127.0.0.1:port sends an SSH banner within `timeoutMs`. */
+export function sshBannerSeen(port: number, timeoutMs = 2000): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
     let data = '';
@@ -137,7 +154,7 @@ function sshBanner(port: number): Promise<boolean> {
       socket.destroy();
       resolve(ok);
     };
-    socket.setTimeout(2000, () => done(false));
+    socket.setTimeout(timeoutMs, () => done(false));
     socket.on('data', (d) => {
       data += d;
       if (data.startsWith('SSH-')) done(true);
@@ -160,4 +177,51 @@ export function joinInitrd(parts: Buffer[]): Buffer {
   const out: Buffer[] = [];
   for (const part of parts) out.push(part, Buffer.alloc((4 - (part.length % 4)) % 4));
   return Buffer.concat(out);
+}
+
+/**
+ * Runs QMP commands on a VM's socket, in order, on one connection (after the capabilities handshake); resolves
+ * with their `return` values, rejects on an error answer. Events in between are ignored.
+ */
+export function qmp(socketPath: string, commands: { execute: string; arguments?: Record<string, unknown> }[], timeoutMs = 10_000): Promise<unknown[]> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(socketPath);
+    const queue = [{ execute: 'qmp_capabilities' }, ...commands];
+    const results: unknown[] = [];
+    let buffer = '';
+    let greeted = false;
+    const timer = setTimeout(() => finish(new Error(`QMP on ${socketPath} did not answer within ${timeoutMs} ms`)), timeoutMs);
+    const finish = (error?: Error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (error) reject(error);
+      else resolve(results.slice(1));
+    };
+    const next = () => {
+      const command = queue.shift();
+      if (!command) return finish();
+      socket.write(`${JSON.stringify(command)}\n`);
+    };
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      let newline: number;
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, newline).trim();
+        buffer = buffer.slice(newline + 1);
+        if (!line) continue;
+        const message = JSON.parse(line) as { QMP?: unknown; return?: unknown; error?: { desc: string }; event?: string };
+        if (message.QMP && !greeted) {
+          greeted = true;
+          next();
+        } else if (message.error) {
+          finish(new Error(`QMP: ${message.error.desc}`));
+        } else if ('return' in message) {
+          results.push(message.return);
+          next();
+        }
+      }
+    });
+    socket.on('error', (e) => finish(e));
+  });
 }

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { writeCpio, type CpioEntry } from '../../test-image/cpio.js';
+import { parseArch, type Arch } from '../../test-image/arch.js';
 import { joinInitrd, freePort, startVm, waitForSsh, type Vm } from './qemu.js';
 import { makeKey, sshRun, writeKnownHosts, type KeyPair, type SshResult } from './ssh.js';
 
@@ -38,6 +39,24 @@ export async function restoreCpio(data: RescueData): Promise<Buffer> {
   return writeCpio(entries);
 }
 
+/** The `arch` of an unpacked image's image.info: the machine QEMU emulates for it. */
+async function imageArch(image: string): Promise<Arch> {
+  const arch = /^arch=(\S+)$/m.exec(await readFile(join(image, 'image.info'), 'utf8'))?.[1];
+  return parseArch(arch);
+}
+
+/** A network.sh of the planner's shape for one NIC: find it by MAC, give it slirp's default guest address and route. */
+export function simpleNetworkSh(mac: string): string {
+  return [
+    '#!/bin/sh',
+    `for d in /sys/class/net/*; do [ -f "$d/address" ] && [ "$(cat "$d/address")" = "${mac}" ] && dev=\${d##*/}; done`,
+    'ip link set "$dev" up',
+    'ip addr add 10.0.2.15/24 dev "$dev"',
+    'ip route add default via 10.0.2.2 dev "$dev"',
+    '',
+  ].join('\n');
+}
+
 /** A rescue system booted directly, with keys made for it. */
 export interface RescueVm {
   vm: Vm;
@@ -52,7 +71,10 @@ export interface RescueVm {
 }
 
 /** Boots the rescue system of `imageTar` with fresh host and root keys and a network.sh for one NIC. */
-export async function bootRescueImage(imageTar: string, opts: { mac?: string; memoryMiB?: number; timeoutMs?: number } = {}): Promise<RescueVm> {
+export async function bootRescueImage(
+  imageTar: string,
+  opts: { mac?: string; memoryMiB?: number; timeoutMs?: number; /** Extra restore.env lines, e.g. `fallback_reboot_seconds=40`. */ restoreEnv?: string; arch?: Arch } = {},
+): Promise<RescueVm> {
   const work = await mkdtemp(join(tmpdir(), 'emergency-rescue-vm-'));
   try {
     await exec('tar', ['-xf', imageTar, '-C', work]);
@@ -60,15 +82,7 @@ export async function bootRescueImage(imageTar: string, opts: { mac?: string; me
     const hostKeys = [await makeKey(join(work, 'host_ed25519'), 'ed25519', 'host'), await makeKey(join(work, 'host_ecdsa'), 'ecdsa', 'host')];
     const rootKey = await makeKey(join(work, 'root_key'), 'ed25519', 'root@test');
     const mac = opts.mac ?? '52:54:00:12:34:56';
-    // The same shape as a planner-made network.sh: find the NIC by MAC, give it slirp's default guest address.
-    const networkSh = [
-      '#!/bin/sh',
-      `for d in /sys/class/net/*; do [ -f "$d/address" ] && [ "$(cat "$d/address")" = "${mac}" ] && dev=\${d##*/}; done`,
-      'ip link set "$dev" up',
-      'ip addr add 10.0.2.15/24 dev "$dev"',
-      'ip route add default via 10.0.2.2 dev "$dev"',
-      '',
-    ].join('\n');
+    const networkSh = simpleNetworkSh(mac);
     const extra = await restoreCpio({
       hostKeys: [
         { type: 'ed25519', key: hostKeys[0] },
@@ -76,7 +90,7 @@ export async function bootRescueImage(imageTar: string, opts: { mac?: string; me
       ],
       authorizedKeys: `${rootKey.publicKey}\n`,
       networkSh,
-      restoreEnv: 'hostname=rescued-test\nboot_id=00000000-0000-0000-0000-000000000000\n',
+      restoreEnv: `hostname=rescued-test\nboot_id=00000000-0000-0000-0000-000000000000\n${opts.restoreEnv ?? ''}`,
     });
     const initrd = join(work, 'initrd.full');
     await writeFile(initrd, joinInitrd([await readFile(join(image, 'initrd')), extra]));
@@ -85,7 +99,7 @@ export async function bootRescueImage(imageTar: string, opts: { mac?: string; me
     await writeKnownHosts(knownHostsFile, port, hostKeys.map((k) => k.publicKey));
     const cmdline = (await readFile(join(image, 'cmdline'), 'utf8')).trim();
     const started = Date.now();
-    const vm = startVm({ kernel: join(image, 'kernel'), initrd, cmdline, memoryMiB: opts.memoryMiB ?? 512, nics: [{ mac, sshPort: port }], workDir: work });
+    const vm = startVm({ kernel: join(image, 'kernel'), initrd, cmdline, memoryMiB: opts.memoryMiB ?? 512, nics: [{ mac, sshPort: port }], workDir: work, arch: opts.arch ?? (await imageArch(image)) });
     try {
       await waitForSsh(port, opts.timeoutMs ?? 120_000, vm.running);
     } catch (e) {

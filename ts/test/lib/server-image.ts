@@ -10,10 +10,10 @@ import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { entriesFromDir, writeCpio, type CpioEntry } from '../../test-image/cpio.js';
-import { CACHE_DIR, REPO, preparePackages, zstd, KERNEL_META, NIC_MODULES, RESCUE_PACKAGES } from '../../test-image/build.js';
-import { kernelPackage, resolveDebs } from '../../test-image/debs.js';
+import { ARCHES, type Arch } from '../../test-image/arch.js';
+import { CACHE_DIR, REPO, buildMachineBusybox, installKernel, preparePackages, resolvePackages, zstd, NIC_MODULES } from '../../test-image/build.js';
 import { kernelVersion } from '../../test-image/kmod.js';
-import { copyIn, installBusybox, installModules, installPrograms, writeIn } from '../../test-image/stage.js';
+import { installBusybox, installModules, installPrograms, writeIn } from '../../test-image/stage.js';
 
 /** Packages the server has beyond the test image's. */
 export const SERVER_PACKAGES = ['sudo', 'libpam-modules'];
@@ -24,9 +24,10 @@ const CACHE = join(CACHE_DIR, 'test-server');
 export interface ServerBase {
   kernel: string;
   initrd: string;
-  /** Static busybox for the build machine's own use (mkpasswd for password hashes). */
+  /** Static busybox for the build machine's own use (mkpasswd for password hashes), of the build machine's architecture. */
   busybox: string;
   kernelVersion: string;
+  arch: Arch;
 }
 
 const PAM_SUDO = `# sudo on the test server: passwords from /etc/shadow, nothing else.
@@ -51,19 +52,20 @@ async function key(debFiles: string[]): Promise<string> {
   return hash.digest('hex').slice(0, 16);
 }
 
-/** Builds the server base once per set of inputs; later calls return the cached files. */
-export async function buildServerBase(log: (line: string) => void = () => {}): Promise<ServerBase> {
-  const kernel = await kernelPackage(KERNEL_META);
-  const debs = await resolveDebs([kernel, ...RESCUE_PACKAGES, ...SERVER_PACKAGES]);
+/** Builds the server base for `arch` once per set of inputs; later calls return the cached files. */
+export async function buildServerBase(log: (line: string) => void = () => {}, arch: Arch = 'x86_64'): Promise<ServerBase> {
+  const debs = await resolvePackages(SERVER_PACKAGES, arch);
+  // The .deb file names carry the architecture, so each architecture has its own key.
   const dir = join(CACHE, await key(debs.map((d) => d.file)));
-  const base: ServerBase = { kernel: join(dir, 'kernel'), initrd: join(dir, 'initrd'), busybox: join(dir, 'busybox'), kernelVersion: '' };
+  const base: ServerBase = { kernel: join(dir, 'kernel'), initrd: join(dir, 'initrd'), busybox: join(dir, 'busybox'), kernelVersion: '', arch };
   if (existsSync(join(dir, 'version'))) return { ...base, kernelVersion: (await readFile(join(dir, 'version'), 'utf8')).trim() };
 
   await mkdir(CACHE, { recursive: true });
   const work = await mkdtemp(join(CACHE, '.build-'));
   try {
-    log('building the test server from Debian packages');
-    const { root } = await preparePackages(SERVER_PACKAGES, work);
+    log(`building the ${arch} test server from Debian packages`);
+    const { root } = await preparePackages(SERVER_PACKAGES, work, arch);
+    const { triplet } = ARCHES[arch];
     const version = await kernelVersion(root);
     const stage = join(work, 'stage');
     await installPrograms(
@@ -75,18 +77,20 @@ export async function buildServerBase(log: (line: string) => void = () => {}): P
         '/bin/ip': '/bin/ip',
         '/usr/bin/sudo': '/usr/bin/sudo',
         '/usr/libexec/sudo/sudoers.so': '/usr/libexec/sudo/sudoers.so',
-        '/lib/x86_64-linux-gnu/security/pam_unix.so': '/lib/x86_64-linux-gnu/security/pam_unix.so',
+        [`/lib/${triplet}/security/pam_unix.so`]: `/lib/${triplet}/security/pam_unix.so`,
       },
       ['/usr/libexec/sudo'],
+      triplet,
     );
     await chmod(join(stage, 'usr/bin/sudo'), 0o4755);
     await symlink('dash', join(stage, 'bin/sh'));
     // Where Debian's iproute2 puts it: /bin/ip (on every user's PATH) and /sbin/ip.
     await mkdir(join(stage, 'sbin'), { recursive: true });
     await symlink('/bin/ip', join(stage, 'sbin/ip'));
-    await installBusybox(stage, join(root, 'bin/busybox'));
+    const hostBusybox = await buildMachineBusybox(arch, root);
+    await installBusybox(stage, join(root, 'bin/busybox'), [], hostBusybox);
     // The rescue image's set: virtio, plus what a scenario's bonds, VLANs and bridges need (loaded by its setup).
-    await installModules(root, stage, version, NIC_MODULES, join(root, 'bin/busybox'));
+    await installModules(root, stage, version, NIC_MODULES, hostBusybox);
     await writeIn(stage, 'init', await readFile(SERVER_INIT), 0o755);
     await writeIn(stage, 'etc/inittab', INITTAB);
     await writeIn(stage, 'etc/pam.d/sudo', PAM_SUDO);
@@ -101,8 +105,8 @@ export async function buildServerBase(log: (line: string) => void = () => {}): P
     const out = join(work, 'out');
     await mkdir(out);
     await zstd(join(work, 'initrd.cpio'), join(out, 'initrd'));
-    await copyIn(root, `/boot/vmlinuz-${version}`, out, 'kernel');
-    await copyFile(join(root, 'bin/busybox'), join(out, 'busybox'));
+    await installKernel(root, version, join(out, 'kernel'));
+    await copyFile(hostBusybox, join(out, 'busybox'));
     await writeFile(join(out, 'version'), `${version}\n`);
     await rm(dir, { recursive: true, force: true });
     await rename(out, dir);

@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { writeCpio, type CpioEntry } from '../../test-image/cpio.js';
-import { freePort, joinInitrd, startVm, waitForSsh, type Vm, type VmNic } from './qemu.js';
+import { ARCHES, type Arch } from '../../test-image/arch.js';
+import { freePort, joinInitrd, qmp, startVm, waitForSsh, type Vm, type VmNic } from './qemu.js';
 import { buildServerBase } from './server-image.js';
 import {
   defaultScenario,
@@ -43,6 +44,8 @@ export interface TestServer {
   hostKeys: Record<string, KeyPair>;
   /** Private key path per user (`root` included when the scenario gives root a key). */
   keys: Record<string, string>;
+  /** The server's `uname -m`. */
+  arch: Arch;
   /** NIC MACs in scenario order. */
   macs: string[];
   /** What the network must look like, from the scenario: per-interface addresses, routes, resolv.conf. */
@@ -60,6 +63,11 @@ export interface TestServer {
   waitForSsh(timeoutMs?: number): Promise<number>;
   /** Stops QEMU and removes the temp dir. */
   stop(): Promise<void>;
+  /**
+   * Sets the link of NIC `index` (scenario order) up or down with QMP `set_link`, as if its cable were pulled;
+   * needs `qmp: true`. The state survives a guest reboot.
+   */
+  setLink(index: number, up: boolean): Promise<void>;
 }
 
 /** crypt(3) SHA-512 hash made by the image's static busybox (no openssl or mkpasswd needed). */
@@ -116,11 +124,12 @@ async function scenarioCpio(s: ServerScenario, hostKeys: Record<string, KeyPair>
 /** Boots a test server for `scenario` and waits until its sshd answers. */
 export async function startServer(
   scenario: ServerScenario = defaultScenario(),
-  opts: { timeoutMs?: number; log?: (line: string) => void; guestfwd?: NonNullable<VmNic['guestfwd']> } = {},
+  opts: { timeoutMs?: number; log?: (line: string) => void; guestfwd?: NonNullable<VmNic['guestfwd']>; allowReboot?: boolean; qmp?: boolean; arch?: Arch } = {},
 ): Promise<TestServer> {
   const sshNics = scenario.nics.filter((n) => n.ssh);
   if (sshNics.length !== 1) throw new Error(`a scenario needs exactly one NIC with ssh: true, this one has ${sshNics.length}`);
-  const base = await buildServerBase(opts.log);
+  const arch = opts.arch ?? 'x86_64';
+  const base = await buildServerBase(opts.log, arch);
   const workDir = await mkdtemp(join(tmpdir(), 'emergency-server-'));
   try {
     const hostKeys: Record<string, KeyPair> = {};
@@ -138,10 +147,13 @@ export async function startServer(
     const vm = startVm({
       kernel: base.kernel,
       initrd,
-      cmdline: 'console=ttyS0,115200 panic=-1 loglevel=4',
+      cmdline: `console=${ARCHES[arch].serialConsole},115200 panic=-1 loglevel=4`,
+      arch,
       memoryMiB: scenario.memoryMiB,
       nics: scenario.nics.map((n) => ({ mac: n.mac, sshPort: n.ssh ? port : undefined, net: n.slirpNet, ipv6Net: n.slirpIpv6Net, guestfwd: n.ssh ? opts.guestfwd : undefined })),
       workDir,
+      allowReboot: opts.allowReboot,
+      qmp: opts.qmp,
     });
     const wait = async (timeoutMs = opts.timeoutMs ?? 120_000) => {
       try {
@@ -159,6 +171,7 @@ export async function startServer(
     const keys = Object.fromEntries(Object.entries(userKeys).map(([name, k]) => [name, k.path]));
     return {
       scenario,
+      arch,
       port,
       knownHostsFile,
       hostKeys,
@@ -175,6 +188,10 @@ export async function startServer(
       },
       serialLog: () => vm.serialLog(),
       waitForSsh: wait,
+      async setLink(index, up) {
+        if (!vm.qmpSocket) throw new Error('setLink needs a server started with qmp: true');
+        await qmp(vm.qmpSocket, [{ execute: 'set_link', arguments: { name: `n${index}`, up } }]);
+      },
       async stop() {
         await vm.stop();
         await rm(workDir, { recursive: true, force: true });
@@ -186,10 +203,10 @@ export async function startServer(
   }
 }
 
-/** Whether QEMU can run here (tests that need it skip otherwise). */
-export async function qemuAvailable(): Promise<boolean> {
+/** Whether QEMU for `arch` (x86_64 when unset) can run here (tests that need it skip otherwise). */
+export async function qemuAvailable(arch: Arch = 'x86_64'): Promise<boolean> {
   try {
-    await exec('qemu-system-x86_64', ['--version']);
+    await exec(ARCHES[arch].qemu.binary, ['--version']);
     return true;
   } catch {
     return false;

@@ -18,6 +18,14 @@ const codeOnly = (script: string) =>
     .join('\n');
 
 describe('renderRestoreScript', () => {
+  test('what the planner left out is said by network.sh too, for the restore report', () => {
+    const withSkips = fixtureNames().map((n) => fixture(n).plan).filter((p) => p.skipped.length > 0);
+    assert.ok(withSkips.length > 0, 'some fixture has skipped items');
+    for (const plan of withSkips) {
+      const script = renderRestoreScript(plan);
+      for (const item of plan.skipped) assert.ok(script.includes(`skipped: ${item.what}: `), `network.sh says it skipped ${item.what}`);
+    }
+  });
   for (const name of fixtureNames()) {
     test(`${name}: valid POSIX sh, interfaces only by MAC`, () => {
       const { plan } = fixture(name);

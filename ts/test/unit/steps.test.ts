@@ -198,15 +198,33 @@ describe('wait', () => {
   const cases: [string, { code?: number; stdout?: string; stderr?: string }[], number, string | RegExp][] = [
     ['the old system first, then the rescue', [{ code: 0, stdout: 'old-boot\nroot=/dev/sda1\n' }, { code: 255, stderr: 'Connection refused' }, rescue], 1, 'new-boot'],
     ['root refused on the old system (sudo user) is not "gone"', [{ code: 255, stderr: 'root@h: Permission denied (publickey).' }, rescue], 1, 'new-boot'],
-    ['a new boot without the rescue marker', [{ code: 0, stdout: 'other-boot\nroot=/dev/sda1\n' }], ExitCode.NotBack, /came back with a new boot, but not into the rescue system/],
+    ['a new boot without the rescue marker, too early for the fallback', [{ code: 0, stdout: 'other-boot\nroot=/dev/sda1\n' }], ExitCode.NotBack, /running its installed system, not the rescue: it rebooted for another reason \(a watchdog reset, a panic/],
     ['a changed host key', [{ code: 255, stderr: '@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@' }], ExitCode.HostKeyChanged, /different SSH host key/],
     ['nothing answers in time', [], ExitCode.NotBack, /did not answer within 1 s/],
   ];
+  it('confirms the fallback once the rescue is verified, and warns about a failed restore step', async () => {
+    const remote = new FakeRemote('root', []);
+    const report = 'format\t1\t-\tr\nstep\tnetwork\tfailed\tnetwork.sh reported 1 failed step(s)\ndone\t-\tfailed\t1 failed step(s)\n';
+    remote.probeReplies = [rescue, { code: 0, stdout: `fallback_state=confirmed\nfallback_seconds=900\nfallback_confirmed_by=cli\nfallback_confirmed_after_s=9\n@@emergency-section restore-report\n${report}` }];
+    const ui = new RecordingUi();
+    await waitForRescue(remote, ui, { oldBootId: 'old-boot', triggeredAt: Date.now(), timeoutSeconds: 5, fallbackReboot: 900 });
+    assert.match(remote.probes[1], /fallback-reboot\.sh confirm cli/, 'the confirm call follows the verified probe');
+    assert.ok(ui.lines.some((l) => /^info fallback reboot confirmed .* \(9 s into its 15 min\)/.test(l)), ui.lines.join('\n'));
+    assert.ok(ui.lines.some((l) => /^warn restore: network failed: network\.sh reported 1/.test(l)));
+    assert.ok(ui.lines.some((l) => /^warn the restore log is \/var\/log\/emergency-restore\.log/.test(l)));
+  });
+  it('a sudo user: root refused, the installed system back after the fallback time → exit 7 naming the fallback', async () => {
+    const remote = new FakeRemote('admin', []);
+    remote.probeReplies = [{ code: 255, stderr: 'root@h: Permission denied (publickey).' }, { code: 0, stdout: 'installed-boot\nroot=/dev/sda1\n' }];
+    const wait = waitForRescue(remote, new RecordingUi(), { oldBootId: 'old-boot', triggeredAt: Date.now() - 70_000, timeoutSeconds: 100, fallbackReboot: 60 });
+    await assert.rejects(wait, (e: { exitCode: number; message: string; fix: string }) =>
+      e.exitCode === ExitCode.NotBack && /the fallback reboot \(1 min\) brought it back/.test(e.message) && /Log in as usual/.test(e.fix));
+  });
   for (const [name, probes, code, outcome] of cases) {
     it(name, async () => {
       const remote = new FakeRemote('root', []);
       remote.probeReplies = probes;
-      const wait = waitForRescue(remote, new RecordingUi(), { oldBootId: 'old-boot', triggeredAt: Date.now(), timeoutSeconds: 1 });
+      const wait = waitForRescue(remote, new RecordingUi(), { oldBootId: 'old-boot', triggeredAt: Date.now(), timeoutSeconds: 1, fallbackReboot: 900 });
       if (typeof outcome === 'string') assert.equal((await wait).bootId, outcome);
       else await assert.rejects(wait, (e: { exitCode: number; message: string }) => e.exitCode === code && outcome.test(e.message));
     });
@@ -215,7 +233,7 @@ describe('wait', () => {
 
 describe('run', () => {
   const options: Options = {
-    destination: 'fake-host', sshOptions: [], dryRun: true, dumpNetwork: false, yes: true, timeout: 5, connectTimeout: 5, shell: false, debug: false, flake: '.', ignorePreflightErrors: [],
+    destination: 'fake-host', sshOptions: [], dryRun: true, dumpNetwork: false, yes: true, timeout: 5, connectTimeout: 5, shell: false, debug: false, flake: '.', fallbackReboot: 900, ignorePreflightErrors: [],
   };
   it('a dry run takes two round trips, lists every check and changes nothing', async () => {
     const remote = new FakeRemote('root', [{ script: 'preflight.sh', reply: ok(preflightOutput()) }]);

@@ -93,6 +93,9 @@ describe('test image layout (npm run test-image)', { timeout: 600_000 }, () => {
     execFileSync('sh', ['-c', `mkdir -p "$1" && cd "$1" && zstd -dc "$2" | cpio -id --quiet`, 'sh', rd, join(image, 'initrd')]);
     assert.deepEqual(readFileSync(join(rd, 'usr/lib/emergency/restore.sh')), readFileSync(join(REPO, 'scripts/restore.sh')), 'restore.sh must be the project’s file, not a fork');
     execFileSync('shellcheck', [join(rd, 'init')], { stdio: 'pipe' });
+    assert.deepEqual(readFileSync(join(rd, 'etc/emergency/fallback-reboot.sh')), readFileSync(join(REPO, 'scripts/fallback-reboot.sh')), 'the fallback script must be the project’s file');
+    assert.match(readFileSync(join(rd, 'etc/profile'), 'utf8'), /sh \/etc\/emergency\/fallback-reboot\.sh login/, 'a root login shell disarms the fallback');
+    assert.match(readFileSync(join(rd, 'init'), 'utf8'), /fallback-reboot\.sh run .*&/, '/init arms the fallback in the background');
     for (const f of ['usr/sbin/sshd', 'usr/sbin/ip', 'bin/sh', 'bin/busybox', 'etc/ssh/sshd_config', 'dev/console']) assert.ok(existsSync(join(rd, f)), `initrd lacks /${f}`);
     assert.equal(readdirSync(join(rd, 'etc/ssh')).filter((f) => f.startsWith('ssh_host_')).length, 0, 'the image must not carry host keys of its own');
     assert.match(readFileSync(join(rd, 'lib/modules', readdirSync(join(rd, 'lib/modules'))[0], 'modules.dep'), 'utf8'), /virtio_net\.ko:/);

@@ -1,0 +1,88 @@
+/**
+ * The rescue system's two answers to the CLI after it verified the rescue (docs/image-layout.md): the fallback
+ * reboot's state lines (scripts/fallback-reboot.sh `confirm`/`status`) and the restore report
+ * (scripts/restore.sh). Each shape is declared once here and parsed once.
+ */
+import { z } from 'zod';
+import { parseScriptOutput, SECTION_MARKER } from '../sections.js';
+import { parseBoundary, describeIssues } from './schema.js';
+
+/** Where both rescue images keep the shared script and the report (docs/image-layout.md). */
+export const FALLBACK_SCRIPT = '/etc/emergency/fallback-reboot.sh';
+export const RESTORE_REPORT = '/var/log/emergency-restore.report';
+
+const seconds = z.coerce.number().int().nonnegative();
+/** scripts/fallback-reboot.sh's state lines (`confirm` and `status`). */
+export const fallbackStateSchema = z.discriminatedUnion('fallback_state', [
+  z.strictObject({ fallback_state: z.literal('off') }),
+  z.strictObject({ fallback_state: z.literal('not-armed') }),
+  z.strictObject({
+    fallback_state: z.literal('armed'),
+    fallback_seconds: seconds,
+    fallback_remaining_s: seconds,
+  }),
+  z.strictObject({
+    fallback_state: z.literal('confirmed'),
+    fallback_seconds: seconds,
+    fallback_confirmed_by: z.string().min(1),
+    fallback_confirmed_after_s: seconds,
+  }),
+  z.strictObject({ fallback_state: z.literal('rebooting'), fallback_seconds: seconds }),
+]);
+export type FallbackState = z.infer<typeof fallbackStateSchema>;
+
+const reportStatus = z.enum(['ok', 'failed', 'skipped']);
+/** One line of the restore report, by kind (docs/image-layout.md, "The restore report"). */
+const reportLine = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('format'), name: z.literal('1'), status: z.literal('-'), message: z.string() }),
+  z.strictObject({ kind: z.literal('step'), name: z.string().regex(/^[a-z0-9-]+$/), status: reportStatus, message: z.string() }),
+  z.strictObject({ kind: z.literal('network'), name: z.literal('-'), status: z.enum(['failed', 'skipped']), message: z.string() }),
+  z.strictObject({ kind: z.literal('done'), name: z.literal('-'), status: reportStatus, message: z.string() }),
+]);
+
+/** scripts/restore.sh's report: format line first, `done` last, steps and network items between. */
+export const restoreReportSchema = z
+  .array(reportLine)
+  .min(2)
+  .refine((lines) => lines[0].kind === 'format', { message: 'the first line must be the format line' })
+  .refine((lines) => lines.at(-1)!.kind === 'done', { message: 'the last line must be `done`: restore.sh did not finish' })
+  .transform((lines) => ({
+    steps: lines.flatMap((l) => (l.kind === 'step' ? [{ name: l.name, status: l.status, message: l.message }] : [])),
+    network: lines.flatMap((l) => (l.kind === 'network' ? [{ status: l.status, message: l.message }] : [])),
+    result: lines.at(-1)!.status,
+  }));
+export type RestoreReport = z.infer<typeof restoreReportSchema>;
+
+/** The one ssh command after the verified probe: confirm the fallback, then the restore report as a section. */
+export const CONFIRM_AND_REPORT =
+  `if [ -f ${FALLBACK_SCRIPT} ]; then sh ${FALLBACK_SCRIPT} confirm cli; else echo fallback_state=not-armed; fi; ` +
+  `echo '${SECTION_MARKER} restore-report'; cat ${RESTORE_REPORT} 2>/dev/null`;
+
+/** What the rescue said to CONFIRM_AND_REPORT: the fallback's state and the report (undefined: none found). */
+export interface RescueAnswer {
+  fallback: FallbackState;
+  report?: RestoreReport;
+  /** Why the report could not be read, when it could not. */
+  reportProblem?: string;
+}
+
+/** Parses CONFIRM_AND_REPORT's output; a broken fallback state throws (naming the field), a broken report is noted. */
+export function parseRescueAnswer(output: string): RescueAnswer {
+  const { facts, sections } = parseScriptOutput(output);
+  const fallback = parseBoundary('fallback-reboot.sh', fallbackStateSchema, facts);
+  const body = sections.find((s) => s.name === 'restore-report')?.body ?? '';
+  if (!body.trim()) return { fallback, reportProblem: `no report at ${RESTORE_REPORT}` };
+  const lines = body
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => {
+      const [kind, name, status, ...message] = l.split('\t');
+      return { kind, name, status, message: message.join('\t') };
+    });
+  const report = restoreReportSchema.safeParse(lines);
+  if (!report.success) {
+    return { fallback, reportProblem: `the report at ${RESTORE_REPORT} is not understood: ${describeIssues(report.error.issues, 'line').join('; ')}` };
+  }
+  return { fallback, report: report.data };
+}
+
