@@ -31,7 +31,12 @@ while kill -0 "$sync_pid" 2>/dev/null && [ "$waited" -lt 500 ]; do
   waited=$((waited + 1))
 done
 
-kexec -e
+if kill -0 "$sync_pid" 2>/dev/null; then
+  echo "emergency: sync did not finish within 10 s (a slow or dying disk); jumping without it" | bb tee /dev/kmsg >/dev/console 2>&1
+fi
+
+# --no-sync: kexec-tools would otherwise sync() again on exec, without a deadline, and hang on a dying disk.
+kexec --no-sync -e
 echo "emergency: kexec -e failed, the old system keeps running; unloading and removing the stage" >/dev/kmsg
 kexec -u
 cd / && bb umount -l "$stage_dir" && case ${stage_dir##*/} in emergency.*) bb rmdir "$stage_dir" ;; esac

@@ -4,7 +4,8 @@
  * so this ssh command returns first.
  */
 import { parseKexecFacts } from '../boundary/stage.js';
-import { StageError } from '../errors.js';
+import { withDeadline } from '../deadline.js';
+import { EmergencyError, ExitCode, StageError } from '../errors.js';
 import type { Remote } from '../remote.js';
 import { parseScriptOutput } from '../sections.js';
 import { createTar } from '../tar.js';
@@ -33,9 +34,32 @@ export function restoreTar(data: RestoreData): Buffer {
   });
 }
 
+/**
+ * How long kexec-run.sh may take: packing the keys and loading from the tmpfs take seconds. Without a deadline a
+ * host stuck in its kernel (measured: kexec-tools' own sync() on a dying disk) held this step for good.
+ */
+export const KEXEC_STEP_DEADLINE_MS = 90_000;
+
 /** Loads the rescue system and triggers the jump; returns when the host confirmed the trigger. */
-export async function kexec(remote: Remote, ui: Ui, imageDir: string, hostKeyPaths: readonly string[], data: RestoreData): Promise<void> {
-  const result = await remote.run([{ text: RUN_STAGED_KEXEC, args: [imageDir, ...hostKeyPaths] }], { input: restoreTar(data) });
+export async function kexec(
+  remote: Remote,
+  ui: Ui,
+  imageDir: string,
+  hostKeyPaths: readonly string[],
+  data: RestoreData,
+  deadlineMs = KEXEC_STEP_DEADLINE_MS,
+): Promise<void> {
+  const result = await withDeadline(
+    remote.run([{ text: RUN_STAGED_KEXEC, args: [imageDir, ...hostKeyPaths] }], { input: restoreTar(data) }),
+    deadlineMs,
+    () =>
+      new EmergencyError(
+        `the kexec step did not finish within ${deadlineMs / 1000} s: kexec-run.sh on ${remote.destination} is stuck, most likely in the kernel (a dying disk, a hung driver)`,
+        'The host may still jump into the rescue system, or keep running its old system with the rescue loaded. Wait a minute, then ssh in: ' +
+          'the rescue answers with the same host key; on the old system `cat /sys/kernel/kexec_loaded` and `dmesg` say what happened (`kexec -u` unloads it, `umount` the emergency.* tmpfs).',
+        ExitCode.NotBack,
+      ),
+  );
   const output = parseScriptOutput(result.stdout);
   const facts = parseKexecFacts(output);
   if (!facts.kexec_triggered) {

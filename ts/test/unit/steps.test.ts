@@ -191,6 +191,21 @@ describe('kexec', () => {
     const remote = new FakeRemote('root', [{ script: 'inline', reply: ok('kexec_triggered=1\nkexec_mode=fast\n') }]);
     await assert.rejects(kexec(remote, new RecordingUi(), '/x', ['/k'], data), /unexpected fact "kexec_mode"/);
   });
+  it('gives up at its deadline when the host does not answer, saying the host may still jump', async () => {
+    // A host stuck in its kernel: the ssh command never returns (kexec-tools' own sync() on a dying disk did this).
+    class StuckRemote extends FakeRemote {
+      override run(): Promise<never> {
+        this.roundTrips++;
+        return new Promise(() => {});
+      }
+    }
+    await assert.rejects(kexec(new StuckRemote('root', []), new RecordingUi(), '/x', ['/k'], data, 50), (e: { exitCode: number; message: string; fix: string }) => {
+      assert.equal(e.exitCode, ExitCode.NotBack);
+      assert.match(e.message, /the kexec step did not finish within 0\.05 s: kexec-run\.sh on fake-host is stuck/);
+      assert.match(e.fix, /may still jump into the rescue system/);
+      return true;
+    });
+  });
 });
 
 describe('wait', () => {
