@@ -8,7 +8,7 @@
 # prints: key=value facts, ending with `kexec_loaded=1` when the rescue system is loaded
 #
 # Packs the host keys (they never leave this machine), the restore data and nothing else into an extra cpio
-# appended to the rescue initrd, loads it with kexec_file_load or else kexec_load, and then starts
+# appended to the rescue initrd, loads it with kexec_load --no-checks or else kexec_file_load, and then starts
 # kexec-trigger.sh detached, so the ssh command returns first; the trigger syncs and runs `kexec -e`.
 #
 # Placeholders (filled in by the image builder):
@@ -99,15 +99,19 @@ if [ "$pad" -gt 0 ]; then bb head -c "$pad" /dev/zero >>"$here/initrd"; fi
 bb rm -rf "$extra"
 
 cmdline=$(cat "$here/cmdline")
-# kexec_file_load first: it is the only way that works under lockdown with a signed kernel.
-# kexec_load is the fallback for kernels without it or images the kernel will not verify.
+# The fastest method first, on both architectures (docs/benchmarks.md, "The jump"): kexec_load with --no-checks,
+# so purgatory does not hash the segments again before jumping (seconds under TCG, minutes on arm64 hardware,
+# where purgatory runs with the caches off); stage.sh verified every byte of them moments ago. kexec_file_load is
+# the fallback that works under lockdown with a signed kernel, and where kexec_load is not built in.
 # --no-sync: kexec-tools calls sync() after loading unless told not to, and on a dying disk that never returns
 # (measured: 64 MiB under writeback at 4 KiB/s held this step past 110 s). The trigger's one bounded sync is the
 # only one.
-if tool kexec --no-sync -s -l "$here/kernel" --initrd="$here/initrd" --command-line="$cmdline" 2>"$here/kexec-file.err"; then
-  printf 'kexec_method=kexec_file_load\n'
-elif tool kexec --no-sync -c -l "$here/kernel" --initrd="$here/initrd" --command-line="$cmdline" 2>"$here/kexec-load.err"; then
-  printf 'kexec_method=kexec_load\n'
+if tool kexec --no-sync -c -i -l "$here/kernel" --initrd="$here/initrd" --command-line="$cmdline" 2>"$here/kexec-load.err"; then
+  printf 'kexec_method=kexec_load_no_checks
+'
+elif tool kexec --no-sync -s -l "$here/kernel" --initrd="$here/initrd" --command-line="$cmdline" 2>"$here/kexec-file.err"; then
+  printf 'kexec_method=kexec_file_load
+'
 else
   printf 'kexec_file_load_error=%s\n' "$(bb tr '\n' ' ' <"$here/kexec-file.err")"
   printf 'kexec_load_error=%s\n' "$(bb tr '\n' ' ' <"$here/kexec-load.err")"

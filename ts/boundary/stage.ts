@@ -44,7 +44,7 @@ export const KexecFactsSchema = z.strictObject({
   host_keys_packed: count.optional(),
   /** Files of the old system's DHCP client identity (machine-id, DUIDs, leases) packed for the rescue. */
   dhcp_identity_files: count.optional(),
-  kexec_method: z.enum(['kexec_file_load', 'kexec_load']).optional(),
+  kexec_method: z.enum(['kexec_load_no_checks', 'kexec_file_load', 'kexec_load']).optional(),
   kexec_loaded: z.literal('1').optional(),
   kexec_triggered: z.literal('1').optional(),
   /** What the kernel said to each loading method when both failed. */
