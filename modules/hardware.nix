@@ -2,11 +2,12 @@
 # stage 1: stage 2 has the kernel's whole module tree and udev loads what the machine has. What is chosen here is
 # the firmware: all of linux-firmware would add several hundred MB to a system that lives in RAM, so only the
 # blobs that server network cards and storage controllers load at probe time are shipped.
-{ lib, pkgs, ... }:
+{ config, lib, pkgs, ... }:
 let
-  # Paths under lib/firmware, as shell globs. A card missing here still works if its driver needs no firmware
-  # (Intel igb/ixgbe/i40e, Mellanox mlx4/mlx5, virtio, most SAS/RAID HBAs).
-  firmwareGlobs = [
+  # Paths under lib/firmware, as shell globs (emergency.drivers.firmware, drivers.nix: users add to it). A card
+  # missing here still works if its driver needs no firmware (Intel igb/ixgbe/i40e, Mellanox mlx4/mlx5, virtio,
+  # most SAS/RAID HBAs); preflight names what a host's NIC needs and the image lacks.
+  defaultFirmware = [
     "bnx2" # Broadcom NetXtreme II (bnx2)
     "bnx2x" # Broadcom NetXtreme II 10G (bnx2x)
     "tigon" # Broadcom tg3 on some chips
@@ -27,7 +28,7 @@ let
     src=${pkgs.linux-firmware}/lib/firmware
     mkdir -p $out/lib/firmware
     copied=0
-    for glob in ${lib.escapeShellArgs firmwareGlobs}; do
+    for glob in ${lib.escapeShellArgs config.emergency.drivers.firmware}; do
       for path in "$src"/$glob; do
         [ -e "$path" ] || continue
         rel=''${path#"$src"/}
@@ -43,6 +44,7 @@ let
   '';
 in
 {
+  emergency.drivers.firmware = defaultFirmware;
   hardware.firmware = [ rescueFirmware ];
 
   # These GPU drivers cannot initialise without firmware that is not shipped, and by then they have already

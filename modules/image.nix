@@ -60,6 +60,8 @@ in
         cp ${config.system.build.kernel}/${config.system.boot.loader.kernelFile} $dir/kernel
         cp ${config.system.build.netbootRamdisk}/initrd $dir/initrd
         printf '%s\n' ${lib.escapeShellArg cmdline} >$dir/cmdline
+        # What this kernel can drive and the firmware it has (drivers.nix, docs/image-layout.md).
+        cp ${config.system.build.emergencyDriverManifest} $dir/drivers.manifest
 
         # The host-side scripts: kexec-run.sh with its placeholders (listed at its top) filled in, the other two
         # verbatim; all three checked as the POSIX sh they run as on the host.

@@ -19,6 +19,7 @@ in
   imports = [
     (modulesPath + "/installer/netboot/netboot.nix")
     ./console.nix
+    ./drivers.nix
     ./hardware.nix
     ./network.nix
     ./ssh.nix

@@ -4,12 +4,16 @@
 # verdict is made by the orchestrator (ts/preflight/checks.ts) so every check is reported at once.
 # Runs as root when it can (root's authorized_keys and the host keys' .pub need it), otherwise as the user.
 #
-# args: LOGIN_USER   the user ssh logged in as, whose keys the rescue system must accept too
+# args: LOGIN_USER [MODULE:FILE...]
+#   LOGIN_USER     the user ssh logged in as, whose keys the rescue system must accept too
+#   MODULE:FILE    firmware a driver declares (from the image's drivers.manifest): reported when MODULE drives a
+#                  NIC here and FILE is in the host's firmware search path, so a file the image lacks can be named
 #
 # Prints public material only: .pub host keys and authorized_keys. Private host keys are never read here.
 set -u
 
 login_user=${1-}
+[ $# -eq 0 ] || shift
 
 fact() { printf '%s=%s\n' "$1" "$2"; }
 has() { command -v "$1" >/dev/null 2>&1; }
@@ -28,11 +32,23 @@ if [ -r /proc/sys/kernel/kexec_load_disabled ]; then
 else
   fact kexec_load_disabled missing
 fi
-lockdown=none
+# Lockdown, from every read-only source (docs/fault-matrix.md says which can be trusted): securityfs says the
+# current level but is often not mounted (busybox init, minimal hosts); lockdown= on the command line sets it at
+# boot; the kernel logs "Kernel is locked down from WHERE" whenever the level is raised (command line, Kconfig,
+# EFI Secure Boot mode, securityfs), until the ring buffer wraps.
+lockdown=unmounted
 if [ -r /sys/kernel/security/lockdown ]; then
   lockdown=$(sed -n 's/.*\[\([a-z]*\)\].*/\1/p' /sys/kernel/security/lockdown)
+elif grep -qw securityfs /proc/mounts 2>/dev/null; then
+  lockdown=none
 fi
 fact lockdown "${lockdown:-unknown}"
+fact lockdown_cmdline "$(tr ' ' '\n' </proc/cmdline 2>/dev/null | sed -n 's/^lockdown=//p' | tail -n 1)"
+if has dmesg && dmesg >/dev/null 2>&1; then
+  fact lockdown_log "$(dmesg 2>/dev/null | sed -n 's/.*Kernel is locked down from \(.*\); see .*/\1/p' | tail -n 1)"
+else
+  fact lockdown_log unreadable
+fi
 secure_boot=unknown
 for var in /sys/firmware/efi/efivars/SecureBoot-*; do
   # 4 bytes of attributes, then the value byte.
@@ -55,6 +71,17 @@ if [ -r /sys/hypervisor/type ]; then virt=$(cat /sys/hypervisor/type); fi
 if [ "$virt" = xen ] && [ ! -d /sys/hypervisor/properties ] && grep -q 'control_d' /proc/xen/capabilities 2>/dev/null; then virt=xen-dom0; fi
 if [ "$virt" = xen ] && grep -q 'pv' /sys/hypervisor/guest_type 2>/dev/null; then virt=xen-pv; fi
 fact virt "$virt"
+
+# The operator's connection: sshd sets SSH_CONNECTION ("client port server port") in the login shell; sudo and
+# doas drop it from our environment but not from their own, so the nearest ancestor that has it is asked.
+ssh_connection=${SSH_CONNECTION-}
+pid=$$
+while [ -z "$ssh_connection" ] && [ "${pid:-0}" -gt 1 ]; do
+  pid=$(sed -n 's/^PPid:[[:space:]]*//p' "/proc/$pid/status" 2>/dev/null)
+  [ -n "$pid" ] || break
+  ssh_connection=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p' | head -n 1)
+done
+fact ssh_connection "$ssh_connection"
 
 fact mem_total_kb "$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo)"
 fact mem_available_kb "$(sed -n 's/^MemAvailable: *\([0-9]*\) kB/\1/p' /proc/meminfo)"
@@ -157,4 +184,68 @@ if has blkid && has timeout; then
   printf '@@emergency-section blkid\n'
   timeout 5 blkid 2>/dev/null
 fi
+# The route the host takes back to the operator (replies leave from the address the connection came in on).
+operator=${ssh_connection%% *}
+server_address=$(printf '%s\n' "$ssh_connection" | cut -d ' ' -f 3)
+if [ -n "$operator" ] && has ip; then
+  printf '@@emergency-section route-back %s\n' "$operator"
+  ip route get "$operator" from "$server_address" 2>/dev/null || ip route get "$operator" 2>&1
+fi
+
+# NICs: every interface with a device behind it (bonds, VLANs and bridges have none). `cd -P` resolves the
+# driver and module links with nothing but sh.
+resolved() { (cd -P "$1" 2>/dev/null && pwd); }
+# The driver bound to a device, its module, and whether that was loaded (initstate exists only for loadable ones).
+driver_of() {
+  driver=$(resolved "$1/driver")
+  module=$(resolved "$1/driver/module")
+  module=${module##*/}
+  place=builtin
+  if [ -n "$module" ] && [ -e "/sys/module/$module/initstate" ]; then place=loadable; fi
+  printf '%s %s %s\n' "${driver##*/}" "${module:-${driver##*/}}" "$place"
+}
+nic_modules=' '
+for dev in /sys/class/net/*; do
+  [ -e "$dev/device" ] || continue
+  device=$(resolved "$dev/device")
+  printf '@@emergency-section nic %s\n' "${dev##*/}"
+  echo "address=$(cat "$dev/address" 2>/dev/null)"
+  # A bond member shows the bond's MAC; its own stays in bonding_slave (and in the capture's permaddr).
+  echo "perm_address=$(cat "$dev/bonding_slave/perm_hwaddr" 2>/dev/null)"
+  echo "modalias=$(cat "$device/modalias" 2>/dev/null)"
+  if [ -e "$device/driver" ]; then
+    echo "driver=$(driver_of "$device")"
+    nic_modules="$nic_modules$(resolved "$device/driver/module" | sed 's|.*/||') $(resolved "$device/driver" | sed 's|.*/||') "
+  fi
+  # The buses it hangs off (virtio_pci under a virtio NIC, the USB host controller under a USB NIC).
+  parent=${device%/*} depth=0
+  while [ "$depth" -lt 4 ] && [ "${parent#/sys/devices/?}" != "$parent" ]; do
+    if [ -e "$parent/driver" ] && [ -r "$parent/modalias" ]; then
+      echo "parent=$(cat "$parent/modalias") $(driver_of "$parent")"
+    fi
+    parent=${parent%/*} depth=$((depth + 1))
+  done
+done
+
+# Firmware the NICs' drivers declare and the host has, in the kernel's firmware search order.
+printf '@@emergency-section host-firmware\n'
+release=$(uname -r)
+custom=$(cat /sys/module/firmware_class/parameters/path 2>/dev/null)
+for candidate in "$@"; do
+  module=${candidate%%:*} file=${candidate#*:}
+  case $nic_modules in *" $module "*) ;; *) continue ;; esac
+  for dir in ${custom:+"$custom"} "/lib/firmware/updates/$release" /lib/firmware/updates "/lib/firmware/$release" /lib/firmware; do
+    for path in "$dir/$file" "$dir/$file.zst" "$dir/$file.xz"; do
+      if [ -f "$path" ]; then
+        printf '%s %s %s\n' "$module" "$file" "$path"
+        continue 3
+      fi
+    done
+  done
+done
+
+# Keys the kernel trusts for kexec_file_load's signature check (what a locked-down kernel will load); root sees
+# the system keyrings' keys in /proc/keys.
+printf '@@emergency-section trusted-keys\n'
+awk '$8 ~ /^asymmetri/ { d = $9; for (i = 10; i <= NF; i++) d = d " " $i; print d }' /proc/keys 2>/dev/null
 printf '@@emergency-section preflight-end\n'

@@ -7,6 +7,8 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { access, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { $ } from 'zx';
+import { kernelSignature, type KernelSignature } from './drivers/kernel-signature.js';
+import { MANIFEST_FILE, parseManifest, type DriverManifest } from './drivers/manifest.js';
 import { UsageError } from './errors.js';
 import { listTar, readTarMember, type TarMember } from './tar.js';
 
@@ -33,6 +35,10 @@ export interface Image {
   sumsSha256: string;
   /** Whether bin/ tools need lib/ld.so (Debian builder) or are static (Nix builder). */
   dynamicTools: boolean;
+  /** drivers.manifest: what the rescue kernel can drive; absent in images from older builders. */
+  drivers?: DriverManifest;
+  /** Who signed the rescue kernel (matters only on a locked-down host). */
+  kernelSignature?: KernelSignature;
   /** Set for --image URL: where the tarball is and what its sidecar said (ts/image-url.ts); `path` is empty then. */
   url?: ImageUrl;
 }
@@ -89,6 +95,14 @@ export async function loadImage(path: string): Promise<Image> {
   }
   const text = async (name: string) => (await readTarMember(path, byName.get(name)!)).toString('utf8');
   const { info, cmdline } = checkImageInfo(path, await text('image.info'), await text('cmdline'));
+  let drivers: DriverManifest | undefined;
+  if (byName.has(MANIFEST_FILE)) {
+    try {
+      drivers = parseManifest(await text(MANIFEST_FILE));
+    } catch (e) {
+      throw new UsageError(`image ${path}: ${(e as Error).message}`, 'Rebuild the image with this version of emergency.');
+    }
+  }
   const busybox = byName.get('bin/busybox')!;
   const busyboxData = await readTarMember(path, busybox);
   const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -105,6 +119,8 @@ export async function loadImage(path: string): Promise<Image> {
     busybox: { offset: busybox.dataOffset, size: busybox.size, sha256: sha256(busyboxData) },
     sumsSha256: sha256(await readTarMember(path, byName.get('SHA256SUMS')!)),
     dynamicTools: byName.has('lib/ld.so'),
+    drivers,
+    kernelSignature: kernelSignature(await readTarMember(path, byName.get('kernel')!)),
   };
 }
 

@@ -11,6 +11,7 @@ import { buildImageWithNix, loadImage, type Image } from './image.js';
 import { renderAuthorizedKeys, selectAuthorizedKeys } from './keys/authorized-keys.js';
 import type { Options, Session } from './operation.js';
 import { renderOldSystem, renderRescueSummary } from './rescue-summary.js';
+import { firmwareCandidates } from './preflight/nics.js';
 import { describeChecks, judgeHost } from './preflight/verdict.js';
 import type { Remote } from './remote.js';
 import { capture, captureWithImageIp } from './steps/capture.js';
@@ -29,7 +30,9 @@ import type { Ui } from './ui.js';
 export async function run(options: Options, remote: Remote, ui: Ui, session: Session, given?: Image, record?: RunRecorder): Promise<void> {
   try {
     await ui.step('connect', () => connect(remote, ui, options.connectTimeout));
-    const { report, output } = await ui.step('preflight', () => preflight(remote, ui, given?.url?.url));
+    // The firmware the image's network drivers declare is looked up on the host in the same round trip; an image
+    // built by Nix after preflight (no --image) has none to ask about, so nic-firmware then sees no host files.
+    const { report, output } = await ui.step('preflight', () => preflight(remote, ui, given?.url?.url, firmwareCandidates(given?.drivers)));
     const { facts, hostKeys } = report;
     record?.setHost({ facts, hostKeys, oldSystem: report.oldSystem });
     const image = given ?? (await ui.step('image', async () => {
@@ -41,7 +44,18 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
     record?.setAuthorizedKeys({ accepted: keys.keys.map((k) => `${k.type} ${k.blob}`), leftOut: keys.leftOut.length });
     const captured = await ui.step('capture', async () => capture(output, ui));
     let network = captured && (await ui.step('plan', () => plan(captured, ui, options.dumpNetwork)));
-    const checkInput = { facts, image, hostKeys, authorizedKeyCount: keys.keys.length, plan: network?.plan };
+    const checkInput = {
+      facts,
+      image,
+      hostKeys,
+      authorizedKeyCount: keys.keys.length,
+      plan: network?.plan,
+      capture: captured,
+      nics: report.nics,
+      hostFirmware: report.hostFirmware,
+      routeBack: report.routeBack,
+      trustedKeys: report.trustedKeys,
+    };
     if (network) record?.setPlan(network.plan);
     // Every check's verdict for the record, refused or not (the checks step throws on a refusal); judging is pure.
     record?.setChecks(judgeHost(checkInput, options.ignorePreflightErrors).results);
@@ -79,6 +93,7 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
       const latePlan = network.plan;
       record?.setChecks(judgeHost({ ...checkInput, plan: latePlan }, options.ignorePreflightErrors).results);
       await ui.step('checks (network)', async () => checks({ ...checkInput, plan: latePlan }, options.ignorePreflightErrors, ui, NETWORK_CHECKS));
+      await ui.step('checks (network)', async () => checks({ ...checkInput, plan: latePlan, capture: late }, options.ignorePreflightErrors, ui, NETWORK_CHECKS));
     }
     await confirm(ui, { destination: options.destination, facts, image, rescue: `${describeRescue(network, hostKeys, keys)}\n${describeFallback(options.fallbackReboot, options.timeout, new Date())}`, yes: options.yes });
     const hostKeyPaths = hostKeys.filter((k) => k.present && k.pub).map((k) => k.path);

@@ -23,7 +23,12 @@ export const PreflightFactsSchema = z.strictObject({
   boot_id: z.string().min(1),
   /** `missing`: the kernel has no kexec at all. */
   kexec_load_disabled: z.enum(['0', '1', 'missing']),
+  /** securityfs's level (`none`, `integrity`, `confidentiality`), or `unmounted` when securityfs is not mounted. */
   lockdown: z.string(),
+  /** `lockdown=` on /proc/cmdline (empty when absent). */
+  lockdown_cmdline: z.string(),
+  /** WHERE of the kernel's "Kernel is locked down from WHERE" line; empty when none; `unreadable` without dmesg. */
+  lockdown_log: z.string(),
   secure_boot: z.string(),
   container: z.string(),
   virt: z.string(),
@@ -39,6 +44,8 @@ export const PreflightFactsSchema = z.strictObject({
   has_dd: flag,
   /** GNU head copies bytes exactly; busybox head reads ahead. */
   head_gnu: flag,
+  /** `client port server port` of the operator's connection, read under sudo/doas from the nearest ancestor. */
+  ssh_connection: z.string(),
 });
 
 export type PreflightFacts = z.output<typeof PreflightFactsSchema>;
@@ -57,6 +64,53 @@ export interface AuthorizedKeysFile {
   content: string;
 }
 
+/** A driver bound to a device: `DRIVER MODULE loadable|builtin`. */
+const boundDriver = z
+  .string()
+  .regex(/^\S+ \S+ (loadable|builtin)$/, 'expected DRIVER MODULE loadable|builtin')
+  .transform((v) => {
+    const [driver, module, place] = v.split(' ');
+    return { driver, module, place: place as 'loadable' | 'builtin' };
+  });
+
+/** One `nic NAME` section: `key=value` lines, `parent=` once per bus device above the NIC. */
+const NicSectionSchema = z.strictObject({
+  address: z.string(),
+  perm_address: z.string(),
+  modalias: z.string(),
+  driver: boundDriver.optional(),
+  parent: z
+    .array(
+      z
+        .string()
+        .regex(/^\S+ \S+ \S+ (loadable|builtin)$/, 'expected MODALIAS DRIVER MODULE loadable|builtin')
+        .transform((v) => {
+          const [modalias, driver, module, place] = v.split(' ');
+          return { modalias, driver, module, place: place as 'loadable' | 'builtin' };
+        }),
+    )
+    .default([]),
+});
+
+/** A NIC as the host reports it: what ts/preflight/nics.ts judges. */
+export interface NicFact {
+  name: string;
+  address: string;
+  /** The permanent MAC of a bond member (its current one is the bond's). */
+  permAddress?: string;
+  modalias: string;
+  bound?: { driver: string; module: string; place: 'loadable' | 'builtin' };
+  /** Devices above it with a driver (virtio_pci under a virtio NIC, xhci under a USB NIC), nearest first. */
+  parents: { modalias: string; driver: string; module: string; place: 'loadable' | 'builtin' }[];
+}
+
+/** A firmware file a NIC's driver declares and the host has (a `host-firmware` line). */
+export interface HostFirmware {
+  module: string;
+  file: string;
+  path: string;
+}
+
 /** Everything preflight.sh reported. */
 export interface PreflightReport {
   facts: PreflightFacts;
@@ -66,6 +120,47 @@ export interface PreflightReport {
   unreadable: { user: string; file: string }[];
   /** The old system's root, mounts and block devices. */
   oldSystem: OldSystem;
+  /** Every interface with a device behind it. */
+  nics: NicFact[];
+  hostFirmware: HostFirmware[];
+  /** `ip route get OPERATOR from SERVER` as the host printed it; undefined without SSH_CONNECTION or ip. */
+  routeBack?: string;
+  /** Descriptions of the asymmetric keys in /proc/keys (what kexec_file_load trusts under lockdown). */
+  trustedKeys: string[];
+}
+
+/** Parses the `nic` sections' key=value bodies with NicSectionSchema; throws a ProtocolError naming the NIC. */
+function parseNics(sections: readonly { args: string[]; body: string }[]): NicFact[] {
+  return sections.map((s) => {
+    const fields: Record<string, string | string[]> = {};
+    for (const line of s.body.split('\n')) {
+      const eq = line.indexOf('=');
+      if (eq <= 0) continue;
+      const key = line.slice(0, eq);
+      const value = line.slice(eq + 1).trim();
+      if (key === 'parent') fields.parent = [...((fields.parent as string[] | undefined) ?? []), value];
+      else if (key !== 'driver' || value) fields[key] = value;
+    }
+    const nic = parseBoundary(SCRIPT, NicSectionSchema, fields, `field of NIC ${s.args[0]}`);
+    return {
+      name: s.args[0],
+      address: nic.address.toLowerCase(),
+      ...(nic.perm_address ? { permAddress: nic.perm_address.toLowerCase() } : {}),
+      modalias: nic.modalias,
+      ...(nic.driver ? { bound: nic.driver } : {}),
+      parents: nic.parent,
+    };
+  });
+}
+
+/** `MODULE FILE PATH` lines. */
+function parseHostFirmware(body: string | undefined): HostFirmware[] {
+  const out: HostFirmware[] = [];
+  for (const line of (body ?? '').split('\n')) {
+    const [module, file, path] = line.trim().split(/\s+/);
+    if (module && file && path) out.push({ module, file, path });
+  }
+  return out;
 }
 
 /** The sections preflight.sh prints, with how many arguments each takes (the rest of the line for the last). */
@@ -78,6 +173,10 @@ const SECTIONS = {
   'block-devices': 0,
   'disk-labels': 0,
   blkid: 0,
+  nic: 1,
+  'host-firmware': 0,
+  'route-back': 1,
+  'trusted-keys': 0,
   'preflight-end': 0,
 } as const;
 
@@ -102,5 +201,9 @@ export function parsePreflight(output: ScriptOutput, otherSections: readonly str
     authorizedKeys: named('authorized-keys').map((s) => ({ user: s.args[0], file: s.args.slice(1).join(' '), content: s.body })),
     unreadable: named('unreadable').map((s) => ({ user: s.args[0], file: s.args.slice(1).join(' ') })),
     oldSystem: parseOldSystem(output),
+    nics: parseNics(named('nic')),
+    hostFirmware: parseHostFirmware(named('host-firmware')[0]?.body),
+    routeBack: named('route-back')[0]?.body,
+    trustedKeys: (named('trusted-keys')[0]?.body ?? '').split('\n').map((l) => l.trim()).filter(Boolean),
   };
 }

@@ -3,18 +3,31 @@
  * --ignore-preflight-errors), says whether an operator may overrule it, and judges the facts purely. Adding a
  * check is adding an entry. Nothing here touches the host.
  */
-import type { PreflightFacts, HostKey } from '../boundary/preflight.js';
+import type { HostFirmware, HostKey, NicFact, PreflightFacts } from '../boundary/preflight.js';
 import type { Image } from '../image.js';
+import type { NetworkCapture } from '../network/capture.js';
 import type { NetworkPlan } from '../network/plan.js';
+import { judgeLockdown, trustedKeyNames } from './lockdown.js';
+import { judgeNics } from './nics.js';
+import { judgeOperatorPath, parseRouteGet, parseSshConnection, plainAddress } from './operator-path.js';
 
 /** What every check may look at: the host's facts, the image, what will be carried over, the network plan. */
 export interface CheckInput {
   facts: PreflightFacts;
-  image: Pick<Image, 'arch' | 'unpackedBytes' | 'kernelBytes' | 'initrdBytes' | 'rescueUnpackedBytes'>;
+  image: Pick<Image, 'arch' | 'unpackedBytes' | 'kernelBytes' | 'initrdBytes' | 'rescueUnpackedBytes'> & Partial<Pick<Image, 'drivers' | 'kernelSignature'>>;
   hostKeys: HostKey[];
   authorizedKeyCount: number;
   /** Undefined while the capture waits for the image's ip (busybox-only hosts); network checks run again then. */
   plan?: NetworkPlan;
+  /** The capture the plan came from (to say which host interface held the operator's address). */
+  capture?: NetworkCapture;
+  /** The host's NICs and the firmware their drivers load (nic-driver, nic-firmware); none: nothing to check. */
+  nics?: readonly NicFact[];
+  hostFirmware?: readonly HostFirmware[];
+  /** `ip route get` back to the operator, as the host printed it (operator-path). */
+  routeBack?: string;
+  /** Key descriptions of /proc/keys (lockdown). */
+  trustedKeys?: readonly string[];
 }
 
 /** One problem: what is wrong and what to do. */
@@ -27,6 +40,8 @@ export interface Finding {
 export interface CheckFindings {
   refusals?: Finding[];
   warnings?: Finding[];
+  /** What the check looked at, for --dry-run (the NIC table, the path back to the operator). */
+  notes?: string[];
 }
 
 /** One named check. */
@@ -148,18 +163,12 @@ export const CHECKS: readonly Check[] = [
   },
   {
     name: 'lockdown',
-    title: 'the kernel is not locked down',
+    title: 'a locked-down kernel would load the image\'s kernel',
     ignorable: true,
-    why: 'a locked-down kernel still loads a kernel signed by a key it trusts (kexec_file_load)',
-    judge: ({ facts }) => {
-      if (facts.lockdown === 'integrity' || facts.lockdown === 'confidentiality') {
-        return refuse(
-          `the kernel is locked down (${facts.lockdown}${facts.secure_boot === '1' ? ', Secure Boot is on' : ''}): it refuses to kexec a kernel that is not signed by a key it trusts`,
-          'Disable Secure Boot / lockdown (lockdown=none on the kernel command line, or mokutil --disable-validation) and reboot, or use an out-of-band console.',
-        );
-      }
-      if (facts.secure_boot === '1') return warn('Secure Boot is on; the kernel reports no lockdown, so kexec should work', 'If loading fails, disable Secure Boot.');
-      return none;
+    why: 'detection without securityfs reads the command line and the kernel log, which can be stale; the kexec step fails safely if the kernel refuses',
+    judge: ({ facts, image, trustedKeys }) => {
+      const { refusals, warnings, summary } = judgeLockdown(facts, image.kernelSignature ?? { signed: false, names: [] }, trustedKeyNames((trustedKeys ?? []).join('\n')));
+      return { refusals, warnings, notes: [summary] };
     },
   },
   {
@@ -249,6 +258,38 @@ export const CHECKS: readonly Check[] = [
         .filter((k) => !k.present || !k.pub.trim())
         .map((k) => ({ message: `host key ${k.path} ${k.present ? 'has no readable .pub' : 'is missing'}; it is not carried over`, fix: `Recreate the .pub with ssh-keygen -y -f ${k.path}.` }));
       return { refusals, warnings };
+    },
+  },
+  {
+    name: 'nic-driver',
+    title: 'the rescue kernel drives every NIC the restored network needs',
+    ignorable: true,
+    why: 'the rescue system may do without a NIC, and the fallback reboot brings the host back if it cannot',
+    needsPlan: true,
+    judge: ({ nics, hostFirmware, image, plan }) => {
+      const v = judgeNics(nics ?? [], hostFirmware ?? [], image.drivers, plan!);
+      return { ...v.driver, notes: v.table.map((line) => `NIC ${line}`) };
+    },
+  },
+  {
+    name: 'nic-firmware',
+    title: 'the rescue system has the firmware those NICs\' drivers load',
+    ignorable: true,
+    why: 'many drivers run without their firmware file, in a reduced mode',
+    needsPlan: true,
+    judge: ({ nics, hostFirmware, image, plan }) => judgeNics(nics ?? [], hostFirmware ?? [], image.drivers, plan!).firmware,
+  },
+  {
+    name: 'operator-path',
+    title: 'your address and the route back to you are restored',
+    ignorable: true,
+    why: 'you may reach the rescue system another way (another address, a console)',
+    needsPlan: true,
+    judge: ({ facts, routeBack, plan, capture }) => {
+      const connection = parseSshConnection(facts.ssh_connection);
+      const owner = connection && capture?.links.find((l) => l.addr_info.some((a) => plainAddress(a.local) === connection.server))?.ifname;
+      const { refusals, warnings, summary } = judgeOperatorPath(connection, routeBack === undefined ? undefined : parseRouteGet(routeBack), plan!, owner);
+      return { refusals, warnings, notes: [summary] };
     },
   },
   {

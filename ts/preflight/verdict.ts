@@ -18,6 +18,8 @@ export interface CheckResult {
   /** pass; warn (warnings only); refuse; ignored (refused, but the operator ignored it); pending (needs the plan). */
   status: 'pass' | 'warn' | 'refuse' | 'ignored' | 'pending';
   findings: Finding[];
+  /** What the check looked at (CheckFindings.notes). */
+  notes?: string[];
 }
 
 /** The verdict: refusals (any → do not proceed), warnings (ignored refusals among them), and where to stage. */
@@ -47,7 +49,7 @@ export function judgeHost(input: CheckInput, ignore: readonly string[] = [], che
     if (ignored) for (const f of refused) warnings.push({ check: check.name, message: `${f.message} (ignored: --ignore-preflight-errors ${check.name})`, fix: f.fix });
     else for (const f of refused) refusals.push({ check: check.name, ...f });
     const status = refused.length ? (ignored ? 'ignored' : 'refuse') : warned.length ? 'warn' : 'pass';
-    results.push({ name: check.name, title: check.title, status, findings: [...refused, ...warned] });
+    results.push({ name: check.name, title: check.title, status, findings: [...refused, ...warned], ...(found.notes?.length ? { notes: found.notes } : {}) });
   }
   return { results, refusals, warnings, memory: memoryNeed(input.image), stage: stagePlace(input.facts, input.image) };
 }
@@ -59,6 +61,7 @@ export function describeChecks(verdict: Verdict): string {
   for (const r of verdict.results) {
     lines.push(`  ${r.status.padEnd(7)} ${r.name.padEnd(width)}  ${r.title}`);
     for (const f of r.findings) lines.push(`          ${''.padEnd(width)}  ${f.message}`);
+    for (const n of r.notes ?? []) lines.push(`          ${''.padEnd(width)}  ${n}`);
   }
   return lines.join('\n');
 }

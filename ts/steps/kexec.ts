@@ -6,6 +6,7 @@
 import { parseKexecFacts } from '../boundary/stage.js';
 import { withDeadline } from '../deadline.js';
 import { EmergencyError, ExitCode, StageError } from '../errors.js';
+import { explainKexecFailure } from '../kexec-failure.js';
 import type { Remote } from '../remote.js';
 import { parseScriptOutput } from '../sections.js';
 import { createTar } from '../tar.js';
@@ -64,11 +65,12 @@ export async function kexec(
   const facts = parseKexecFacts(output);
   if (!facts.kexec_triggered) {
     const cause = output.errors.join('; ') || `kexec-run.sh exited with ${result.code}`;
-    const kernelSaid = [facts.kexec_file_load_error, facts.kexec_load_error].filter(Boolean).join(' / ');
+    // One readable line instead of kexec's raw output (kexec_load prints its whole segment table).
+    const kernelSaid = explainKexecFailure(facts.kexec_file_load_error, facts.kexec_load_error);
     throw new StageError(
-      `loading the rescue system failed: ${cause}${kernelSaid ? ` (kernel: ${kernelSaid})` : ''}`,
+      `loading the rescue system failed: ${cause}${kernelSaid ? ` (${kernelSaid})` : ''}`,
       'The host keeps running its old system; the staging tmpfs is removed. Fix the cause and run again.',
-      result.stderr,
+      result.stderr || undefined,
     );
   }
   ui.info(`rescue system loaded with ${facts.kexec_method}, ${facts.host_keys_packed} host key(s) packed on the host; kexec triggered`);

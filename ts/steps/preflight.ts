@@ -23,15 +23,18 @@ export interface PreflightOutcome {
   output: ScriptOutput;
 }
 
-/** With an image URL, probe-url.sh asks whether the host can fetch it itself, in the same round trip. */
-function runFacts(remote: Remote, imageUrl?: string): Promise<RunResult> {
-  return remote.run([script('preflight.sh', remote.loginUser), script('capture-network.sh'), ...(imageUrl ? [script('probe-url.sh', imageUrl)] : [])]);
+/**
+ * With an image URL, probe-url.sh asks whether the host can fetch it itself, in the same round trip. `firmware`:
+ * MODULE:FILE names the image's network drivers declare (firmwareCandidates), looked up on the host.
+ */
+function runFacts(remote: Remote, imageUrl?: string, firmware: readonly string[] = []): Promise<RunResult> {
+  return remote.run([script('preflight.sh', remote.loginUser, ...firmware), script('capture-network.sh'), ...(imageUrl ? [script('probe-url.sh', imageUrl)] : [])]);
 }
 
 /** Runs the facts script as root, finding out how: root, sudo -n, sudo with a password, doas -n. */
-async function factsAsRoot(remote: Remote, ui: Ui, imageUrl?: string): Promise<RunResult> {
+async function factsAsRoot(remote: Remote, ui: Ui, imageUrl?: string, firmware: readonly string[] = []): Promise<RunResult> {
   const host = remote.destination;
-  const ask = () => runFacts(remote, imageUrl);
+  const ask = () => runFacts(remote, imageUrl, firmware);
   let result = await ask();
   if (remote.become === 'root' || result.stdout.includes(RAN)) return result;
   if (NEEDS_PASSWORD.test(result.stderr)) {
@@ -74,8 +77,8 @@ function notRoot(remote: Remote, result: RunResult): EmergencyError {
   );
 }
 
-export async function preflight(remote: Remote, ui: Ui, imageUrl?: string): Promise<PreflightOutcome> {
-  const result = await factsAsRoot(remote, ui, imageUrl);
+export async function preflight(remote: Remote, ui: Ui, imageUrl?: string, firmware: readonly string[] = []): Promise<PreflightOutcome> {
+  const result = await factsAsRoot(remote, ui, imageUrl, firmware);
   const output = parseScriptOutput(result.stdout);
   const report = parsePreflight(output, [...CAPTURE_SECTIONS, URL_PROBE_SECTION]);
   const { facts } = report;

@@ -17,6 +17,7 @@ import { ARCHES, archFromArgv, buildMachineArch, type Arch } from './arch.js';
 import { writeCpio, entriesFromDir, unpackedBytes, type CpioEntry } from './cpio.js';
 import { extractDebs, fetchDebs, kernelPackage, nativeDebArch, resolveDebs } from './debs.js';
 import { realPathIn } from './closure.js';
+import { driverManifest } from './drivers.js';
 import { rescueCmdline } from './kernel-params.js';
 import { kernelVersion } from './kmod.js';
 import { LINK_KINDS } from '../network/link-kinds.js';
@@ -210,7 +211,7 @@ async function sha256File(path: string): Promise<string> {
 }
 
 /** Builds the rescue initrd into `out`; returns the bytes it unpacks to. */
-async function buildRescueInitrd(root: string, work: string, out: string, arch: Arch): Promise<{ unpacked: number; cpioBytes: number }> {
+async function buildRescueInitrd(root: string, work: string, out: string, arch: Arch): Promise<{ unpacked: number; cpioBytes: number; manifest: string }> {
   const stage = join(work, 'rescue');
   const version = await kernelVersion(root);
   // dash as /bin/sh: busybox's own shell would run its `ip` applet instead of iproute2's (rescue-init.sh).
@@ -218,7 +219,7 @@ async function buildRescueInitrd(root: string, work: string, out: string, arch: 
   const busybox = join(root, 'bin/busybox');
   const hostBusybox = await buildMachineBusybox(arch, root);
   await installBusybox(stage, busybox, [], hostBusybox);
-  await installModules(root, stage, version, NIC_MODULES, hostBusybox);
+  const modules = await installModules(root, stage, version, NIC_MODULES, hostBusybox);
   const init = (await readFile(join(REPO, 'ts/test-image/rescue-init.sh'), 'utf8'))
     .replaceAll('@name@', IMAGE_NAME)
     .replaceAll('@modules@', NIC_MODULES.join(' '));
@@ -242,7 +243,9 @@ async function buildRescueInitrd(root: string, work: string, out: string, arch: 
   const data = writeCpio(entries);
   await writeFile(cpio, data);
   await zstd(cpio, out);
-  return { unpacked: unpackedBytes(entries), cpioBytes: data.length };
+  // What this rescue tree can drive, from the very modules and firmware that went in (docs/image-layout.md).
+  const manifest = await driverManifest(root, stage, version, modules);
+  return { unpacked: unpackedBytes(entries), cpioBytes: data.length, manifest };
 }
 
 /** Builds (or finds cached) the test image for `arch`; returns the tarball's path. */
@@ -288,6 +291,7 @@ export async function buildTestImage(log: (line: string) => void = () => {}, arc
     // libc names the loader as DT_NEEDED too; the loader already running satisfies it, so no second copy.
     for (const lib of libs.slice(1)) if (lib.soname !== interpreter.soname) await copyFile(lib.realPath, join(image, 'lib', lib.soname));
 
+    await writeFile(join(image, 'drivers.manifest'), initrd.manifest);
     await writeFile(join(image, 'image.info'), `format=1\narch=${arch}\nname=${IMAGE_NAME}\nrescue_unpacked_bytes=${initrd.unpacked}\n`);
     const files = (await exec('find', ['.', '-type', 'f'], { cwd: image })).stdout
       .split('\n')

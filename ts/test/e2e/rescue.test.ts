@@ -73,6 +73,11 @@ describe('emergency rescues a QEMU server end to end (needs QEMU)', { skip, time
     assert.match(result.stdout, /left out: \S+ backup@nas of admin/, 'the forced-command key is reported as left out');
     assert.doesNotMatch(result.stdout + result.stderr, /PRIVATE KEY/, 'no private key material is printed');
     assert.match(result.stderr, /dry run: nothing was changed/);
+    // Every check green (issue 9): both virtio NICs driven by the image, the operator's path restored, no warnings.
+    assert.match(result.stdout, /NIC ens3 {2}virtio:d00000001v00001AF4 {2}virtio_net, a loadable module on the host {2}image: virtio_net$/m);
+    assert.match(result.stdout, /NIC enp0s4 {2}virtio:d00000001v00001AF4 {2}virtio_net, a loadable module on the host {2}image: virtio_net$/m);
+    assert.match(result.stdout, /operator 10\.0\.2\.2 → 10\.0\.2\.15 on ens3; route back: 10\.0\.2\.2 dev ens3/);
+    assert.doesNotMatch(result.stderr, /nic-driver|nic-firmware|operator-path|lockdown/, 'no check warns');
     // --dump-network keeps the original tool's formats, plus the raw capture.
     const ips = readFileSync(join(work, 'emergency_ips'), 'utf8');
     assert.match(ips, /^ens3;10\.0\.2\.15\/24;fec0::15\/64$/m);
@@ -98,6 +103,7 @@ describe('emergency rescues a QEMU server end to end (needs QEMU)', { skip, time
     // The CLI prints the rescue's summary: the old root as preflight saw it (the test server's / is a tmpfs).
     assert.match(result.stdout, /^emergency rescue system for \S+: running from RAM/m, 'the CLI prints the summary');
     assert.match(result.stdout, /^old root: {2}root \(tmpfs, rw/m, "the old root's device and type");
+    assert.doesNotMatch(result.stderr, /nic-driver|nic-firmware|operator-path|lockdown/, 'every check green');
   });
 
   it('greets an interactive root login with the banner: host, restore steps, old root and its first command, how to leave', async () => {

@@ -19,6 +19,8 @@ export interface VmNic {
   ipv6Net?: string;
   /** Guest connections to addr:port run `cmd` (stdin/stdout = the connection): the one way out with restrict=on. */
   guestfwd?: { addr: string; port: number; cmd: string }[];
+  /** QEMU's NIC model (`-device` name); default `virtio-net-pci`. */
+  model?: string;
 }
 
 /** How to boot one VM. */
@@ -93,7 +95,7 @@ export function qemuArgs(opts: VmOptions, serialLog: string): string[] {
   args.push('-serial', `file:${serialLog}`);
   args.push('-kernel', opts.kernel, '-initrd', opts.initrd, '-append', opts.cmdline);
   opts.nics.forEach((nic, i) => {
-    args.push('-netdev', netdevArg(`n${i}`, nic), '-device', `virtio-net-pci,netdev=n${i},mac=${nic.mac}`);
+    args.push('-netdev', netdevArg(`n${i}`, nic), '-device', `${nic.model ?? 'virtio-net-pci'},netdev=n${i},mac=${nic.mac}`);
   });
   return args;
 }

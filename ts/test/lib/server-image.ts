@@ -17,6 +17,8 @@ import { installBusybox, installModules, installPrograms, writeIn } from '../../
 
 /** Packages the server has beyond the test image's. */
 export const SERVER_PACKAGES = ['sudo', 'libpam-modules'];
+/** Modules the server has and the test image does not: macvlan, an interface kind the planner cannot re-create. */
+export const SERVER_ONLY_MODULES = ['macvlan'];
 const SERVER_INIT = join(REPO, 'ts/test/lib/server-init.sh');
 const CACHE = join(CACHE_DIR, 'test-server');
 
@@ -89,8 +91,9 @@ export async function buildServerBase(log: (line: string) => void = () => {}, ar
     await symlink('/bin/ip', join(stage, 'sbin/ip'));
     const hostBusybox = await buildMachineBusybox(arch, root);
     await installBusybox(stage, join(root, 'bin/busybox'), [], hostBusybox);
-    // The rescue image's set: virtio, plus what a scenario's bonds, VLANs and bridges need (loaded by its setup).
-    await installModules(root, stage, version, NIC_MODULES, hostBusybox);
+    // The rescue image's set: virtio, plus what a scenario's bonds, VLANs and bridges need (loaded by its setup);
+    // and macvlan (SERVER_ONLY_MODULES).
+    await installModules(root, stage, version, [...NIC_MODULES, ...SERVER_ONLY_MODULES], hostBusybox);
     await writeIn(stage, 'init', await readFile(SERVER_INIT), 0o755);
     await writeIn(stage, 'etc/inittab', INITTAB);
     await writeIn(stage, 'etc/pam.d/sudo', PAM_SUDO);

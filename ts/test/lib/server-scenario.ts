@@ -21,6 +21,8 @@ export interface NicSpec {
   /** slirp's network for this netdev; unset keeps QEMU's default 10.0.2.0/24 and fec0::/64. */
   slirpNet?: string;
   slirpIpv6Net?: string;
+  /** QEMU's NIC model; default `virtio-net-pci`. */
+  model?: 'virtio-net-pci' | 'e1000';
 }
 
 /** A bond, VLAN, bridge or dummy the setup script creates before any address (its kind's entry in link-kinds.ts). */
@@ -75,6 +77,10 @@ export interface ServerScenario {
   root: { key: boolean; extraAuthorizedKeys?: string[] };
   hostKeyTypes: KeyType[];
   faults: Faults;
+  /** More kernel command line parameters for the server, e.g. `lockdown=integrity`. */
+  kernelArgs?: string[];
+  /** Commands the setup script runs after the routes (e.g. an address on a macvlan the planner cannot re-create). */
+  extraSetup?: string[][];
 }
 
 /** The end-to-end scenario: two NICs, IPv4 + IPv6, a link-local IPv6 gateway, a sudo user. */
@@ -156,6 +162,7 @@ export function renderSetup(s: ServerScenario): string {
     for (const a of iface.ipv6) lines.push(cmd(['ip', '-6', 'addr', 'add', a, 'dev', iface.name, 'nodad']));
   }
   for (const r of s.routes) lines.push(cmd(routeCommand(r)));
+  for (const c of s.extraSetup ?? []) lines.push(cmd(c));
   if (s.faults.kexecDisabled) lines.push('run sh -c "echo 1 >/proc/sys/kernel/kexec_load_disabled"');
   for (const tool of s.faults.removeTools ?? []) {
     lines.push(cmd(['rm', '-f', `/usr/sbin/${tool}`, `/usr/bin/${tool}`, `/sbin/${tool}`, `/bin/${tool}`]));

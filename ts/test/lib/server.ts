@@ -147,10 +147,10 @@ export async function startServer(
     const vm = startVm({
       kernel: base.kernel,
       initrd,
-      cmdline: `console=${ARCHES[arch].serialConsole},115200 panic=-1 loglevel=4`,
+      cmdline: [`console=${ARCHES[arch].serialConsole},115200`, 'panic=-1', 'loglevel=4', ...(scenario.kernelArgs ?? [])].join(' '),
       arch,
       memoryMiB: scenario.memoryMiB,
-      nics: scenario.nics.map((n) => ({ mac: n.mac, sshPort: n.ssh ? port : undefined, net: n.slirpNet, ipv6Net: n.slirpIpv6Net, guestfwd: n.ssh ? opts.guestfwd : undefined })),
+      nics: scenario.nics.map((n) => ({ mac: n.mac, sshPort: n.ssh ? port : undefined, net: n.slirpNet, ipv6Net: n.slirpIpv6Net, guestfwd: n.ssh ? opts.guestfwd : undefined, model: n.model })),
       workDir,
       allowReboot: opts.allowReboot,
       qmp: opts.qmp,

@@ -23,7 +23,7 @@ import { FIXTURES } from './network-fixtures.js';
 function preflightOutput(change: Record<string, string | undefined> = {}): string {
   const facts: Record<string, string | undefined> = {
     preflight_format: '1', arch: 'x86_64', kernel: '6.1.0', uid: '0', hostname: 'web1', boot_id: 'old-boot',
-    kexec_load_disabled: '0', lockdown: 'none', secure_boot: 'no-efi', container: 'none', virt: 'none',
+    kexec_load_disabled: '0', lockdown: 'none', lockdown_cmdline: '', lockdown_log: '', ssh_connection: '', secure_boot: 'no-efi', container: 'none', virt: 'none',
     mem_total_kb: String(4 << 20), mem_available_kb: String(3 << 20), stage_parent: '/run', stage_mode: 'mkdir', has_tmpfs: '1',
     has_dd: '1', has_mount: '1', has_umount: '1', head_gnu: '1', ...change,
   };
@@ -184,7 +184,7 @@ describe('kexec', () => {
       { script: 'inline', reply: { code: 1, stdout: 'host_keys_packed=1\nkexec_file_load_error=Operation not permitted\nkexec_load_error=Operation not permitted\n@@emergency-error the kernel refused to load the rescue system\n' } },
     ]);
     await assert.rejects(kexec(remote, new RecordingUi(), '/x', ['/k'], data), (e: { exitCode: number; message: string }) => {
-      return e.exitCode === ExitCode.StageFailed && /kernel refused.*\(kernel: Operation not permitted \/ Operation not permitted\)/.test(e.message);
+      return e.exitCode === ExitCode.StageFailed && /kernel refused.*\(kexec_file_load: Operation not permitted; kexec_load: Operation not permitted — the running kernel does not allow it: locked down/.test(e.message);
     });
   });
   it('names an unexpected fact from the staged script', async () => {

@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { modulesFor } from '../../drivers/manifest.js';
 import { loadImage, parseKeyValues } from '../../image.js';
 import { buildTestImage, REPO } from '../../test-image/build.js';
 import { rescueCmdline } from '../../test-image/kernel-params.js';
@@ -22,7 +23,7 @@ describe('test image layout (npm run test-image)', { timeout: 600_000 }, () => {
 
   it('holds one emergency-image/ directory with every file of the contract', () => {
     assert.deepEqual(readdirSync(dir), ['emergency-image']);
-    for (const f of ['kernel', 'initrd', 'cmdline', 'kexec-run.sh', 'kexec-trigger.sh', 'run-tool.sh', 'bin/busybox', 'bin/kexec', 'bin/ip', 'lib/ld.so', 'image.info', 'SHA256SUMS']) {
+    for (const f of ['kernel', 'initrd', 'cmdline', 'kexec-run.sh', 'kexec-trigger.sh', 'run-tool.sh', 'bin/busybox', 'bin/kexec', 'bin/ip', 'lib/ld.so', 'image.info', 'drivers.manifest', 'SHA256SUMS']) {
       assert.ok(existsSync(join(image, f)), `emergency-image/${f} is missing`);
     }
   });
@@ -71,6 +72,20 @@ describe('test image layout (npm run test-image)', { timeout: 600_000 }, () => {
     const loaded = await loadImage(tar);
     assert.equal(loaded.dynamicTools, true);
     assert.equal(loaded.rescueUnpackedBytes, Number(info.rescue_unpacked_bytes));
+  });
+
+  it('drivers.manifest says what the rescue kernel drives: its virtio, bonding and VLAN modules and its built-ins', async () => {
+    const loaded = await loadImage(tar);
+    const m = loaded.drivers!;
+    assert.ok(m, 'the image carries drivers.manifest');
+    assert.match(m.kernel, /^6\.\d+\.\d+-\d+-cloud-amd64$/);
+    for (const mod of ['virtio_net', 'virtio_pci', 'bonding', '8021q', 'bridge']) assert.equal(m.modules.get(mod)?.place, 'loadable', `${mod} is shipped`);
+    assert.ok([...m.modules.values()].some((x) => x.place === 'builtin'), 'the built-in modules are listed');
+    assert.deepEqual(modulesFor(m, 'virtio:d00000001v00001AF4'), ['virtio_net']);
+    assert.deepEqual(modulesFor(m, 'pci:v00008086d0000100Esv00008086sd0000001Ebc02sc00i00'), [], 'no e1000');
+    // Debian's cloud kernel is signed for Secure Boot (the lockdown check compares these names with the host's keys).
+    assert.equal(loaded.kernelSignature?.signed, true);
+    assert.ok(loaded.kernelSignature?.names.includes('Debian Secure Boot CA'), loaded.kernelSignature?.names.join(', '));
   });
 
   it('kexec and ip run through run-tool.sh, with the image’s own ld.so and libraries, under dash and busybox ash', () => {
