@@ -23,7 +23,8 @@ tar --numeric-owner -R -tvf "$tar" | awk '
 grep -q ' SHA256SUMS$' "$work/members" || { echo "image-sidecar.sh: $tar has no emergency-image/SHA256SUMS" >&2; exit 1; }
 
 # The small files the orchestrator reads (image.info, cmdline, SHA256SUMS, manifests): at most 64 KiB, not programs.
-small=$(awk '$2 <= 65536 && $3 !~ /^(bin|lib)\// { print "emergency-image/" $3 }' "$work/members")
+# drivers.manifest goes in whatever its size: preflight's NIC checks read it before anything is fetched.
+small=$(awk '($2 <= 65536 || $3 == "drivers.manifest") && $3 !~ /^(bin|lib)\// { print "emergency-image/" $3 }' "$work/members")
 # shellcheck disable=SC2086 # one path per word, by construction
 tar -xf "$tar" -C "$work" $small
 

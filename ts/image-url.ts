@@ -4,6 +4,7 @@
  * downloaded by this machine when the host cannot fetch it itself. The parsers and checks are pure; the two
  * fetch functions do the I/O.
  */
+import { MANIFEST_FILE, parseManifest } from './drivers/manifest.js';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -145,6 +146,9 @@ export function imageFromSidecar(sidecar: Buffer, source: { url: string; sha256:
     sumsSha256: sha256(files.get(`${IMAGE_DIR}/SHA256SUMS`)!),
     dynamicTools: members.has('lib/ld.so'),
     url: { url: source.url, sha256: source.sha256, busyboxOffset: busybox.offset, sumsOffset: sumsMember.offset, sumsBytes: sumsMember.size },
+    // Checked against SHA256SUMS above like every copied file. The kernel is not in the sidecar, so its signers are
+    // unknown: the lockdown check treats the kernel as unsigned (it refuses under lockdown, never passes wrongly).
+    drivers: files.has(`${IMAGE_DIR}/${MANIFEST_FILE}`) ? parseManifest(copy(MANIFEST_FILE)) : undefined,
   };
 }
 

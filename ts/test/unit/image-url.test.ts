@@ -84,9 +84,10 @@ describe('the sidecar (scripts/image-sidecar.sh) and imageFromSidecar', () => {
   it('describes the tarball exactly as reading the tarball itself does', async () => {
     const fromSidecar = imageFromSidecar(sidecar, source);
     const fromTar = await loadImage(tar);
-    const { path: _p, url, ...rest } = fromSidecar;
-    const { path: _q, url: _u, ...expected } = fromTar;
+    const { path: _p, url, kernelSignature: signers, ...rest } = fromSidecar;
+    const { path: _q, url: _u, kernelSignature: _k, ...expected } = fromTar;
     assert.deepEqual(rest, expected);
+    assert.equal(signers, undefined, 'the kernel is not in the sidecar: its signers are unknown, not "unsigned"');
     assert.deepEqual(url, { url: source.url, sha256: pinned, busyboxOffset: fromTar.busybox.offset, sumsOffset: url!.sumsOffset, sumsBytes: readFileSync(join(image, 'SHA256SUMS')).length });
     const tarBytes = readFileSync(tar);
     assert.deepEqual(tarBytes.subarray(url!.sumsOffset, url!.sumsOffset + url!.sumsBytes), readFileSync(join(image, 'SHA256SUMS')), 'SHA256SUMS sits at the offset the host copies from');
