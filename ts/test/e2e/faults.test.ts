@@ -477,7 +477,7 @@ const FAULTS: FaultRow[] = [
     on: OPERATOR_ON_MACVLAN,
     exit: ExitCode.Refused,
     says: [
-      /\[operator-path\] your ssh connection arrived on 10\.0\.2\.15 \(mv0\), and the rescue system would not have that address \(interface mv0: macvlan interfaces cannot be re-created from a capture\)/,
+      /\[operator-path\] your ssh connection arrived on 10\.0\.2\.15 \(mv0\), and the rescue system would not have that address \(interface mv0: macvlan interfaces cannot be re-created from a capture;/,
       /\[operator-path\] the host reaches you by 10\.0\.2\.2 dev mv0, and the rescue system would not have mv0/,
     ],
     saysNot: [/» stage/],
