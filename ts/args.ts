@@ -41,7 +41,7 @@ const EXAMPLES: [string, string][] = [
 ];
 
 const EPILOGUE =
-  'Where the image comes from: --image PATH, --image URL (pinned with #sha256=HEX or --image-sha256; the host fetches it when it can reach the URL, else this machine streams it), or else `nix build FLAKE#packages.SYSTEM.image` for the host\'s ' +
+  "Where the image comes from: --image PATH, --image URL (pinned with #sha256=HEX or --image-sha256; the host fetches it when it can reach the URL, else this machine streams it), or else `nix build FLAKE#packages.SYSTEM.image` for the host's " +
   'architecture (SYSTEM x86_64-linux or aarch64-linux; FLAKE from --flake or EMERGENCY_FLAKE, default the current ' +
   'directory). Without Nix, build the image elsewhere and pass it with --image.\n\n' +
   'Exit codes:\n' +
@@ -50,68 +50,84 @@ const EPILOGUE =
 
 /** The yargs parser of the command line (also used for --help, --version and `completion`). */
 export function commandLine(argv: string[], env: NodeJS.ProcessEnv = process.env) {
-  return yargs(argv)
-    .scriptName('emergency')
-    .usage(`$0 [options] DESTINATION
+  return (
+    yargs(argv)
+      .scriptName('emergency')
+      .usage(`$0 [options] DESTINATION
 
 ${PURPOSE}`)
-    // Wrapped by yargs at the terminal's width (at most 100), never by hand in the text above.
-    .wrap(Math.min(100, process.stdout.columns || 100))
-    .option('image', { type: 'string', describe: 'image tarball, or its http(s)/file URL (pinned: #sha256=HEX or --image-sha256); default: nix build .#image for the host\'s architecture' })
-    .option('image-sha256', { type: 'string', describe: 'the sha256 the image must have (required for a URL)' })
-    .option('port', { alias: 'p', type: 'number', describe: 'ssh port' })
-    .option('identity', { alias: 'i', type: 'string', describe: 'ssh identity file' })
-    .option('ssh-option', {
-      alias: 'o',
-      type: 'string',
-      describe: 'ssh -o option (repeatable)',
-      // Not `array: true`: that would swallow DESTINATION after `-o X`; repeated options still collect.
-      coerce: (v: string | string[] | undefined) => (v === undefined ? [] : ([] as string[]).concat(v)),
-    })
-    .option('ssh-config', { alias: 'F', type: 'string', describe: 'ssh config file' })
-    .option('dry-run', { type: 'boolean', default: false, describe: 'connect, check, capture and plan; change nothing' })
-    .option('dump-network', { type: 'boolean', default: env.EMERGENCY_DUMP_NETWORK === '1', describe: 'write emergency_ips, emergency_routes, emergency_nameservers and the raw capture here (also EMERGENCY_DUMP_NETWORK=1)' })
-    .option('yes', { alias: 'y', type: 'boolean', default: false, describe: 'do not ask before kexec' })
-    .option('timeout', { type: 'number', default: 600, describe: 'seconds to wait for the rescue system after kexec' })
-    .option('fallback-reboot', {
-      type: 'string',
-      default: DEFAULT_FALLBACK,
-      describe: 'unless confirmed within this time (90s, 10m, 1h), the rescue system reboots into the installed system; off disables',
-    })
-    .option('connect-timeout', { type: 'number', default: 15, describe: 'seconds for the first ssh connection' })
-    .option('shell', { type: 'boolean', default: false, describe: 'open a root shell on the rescue system when it is up' })
-    .option('json', { type: 'string', describe: 'write a record of the run to FILE (JSON: facts, checks, plan, step timings, outcome), also when it fails' })
-    .option('debug', { type: 'boolean', default: false, describe: 'print stack traces and remote output' })
-    .option('ignore-preflight-errors', {
-      type: 'string',
-      describe: 'preflight checks (by name, comma-separated, or all) whose refusals become warnings; --dry-run lists them',
-      coerce: (v: string | string[] | undefined) => (v === undefined ? [] : ([] as string[]).concat(v).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean)),
-    })
-    .option('flake', { type: 'string', default: env.EMERGENCY_FLAKE ?? '.', describe: 'flake that builds the image when --image is not given' })
-    .demandCommand(1, 1, 'DESTINATION is missing: emergency [options] [user@]host', 'one DESTINATION only')
-    .strictOptions()
-    .check((a) => {
-      // `!(x > 0)` and not `x <= 0`: a word (`--timeout soon`) parses to NaN, which is neither.
-      if (!(a.timeout > 0) || !(a['connect-timeout'] > 0)) throw new Error('--timeout and --connect-timeout must be positive numbers of seconds');
-      const ignoring = ignoreProblems(a['ignore-preflight-errors'] ?? []);
-      if (ignoring.length) throw new Error(ignoring.join('; '));
-      parseFallbackDuration(a['fallback-reboot']);
-      if (a.port !== undefined && !(Number.isInteger(a.port) && a.port > 0 && a.port < 65536)) throw new Error('--port must be a port number (1-65535)');
-      return true;
-    })
-    .exitProcess(false)
-    .fail((message, error) => {
-      throw new EmergencyError(error?.message ?? message, 'See emergency --help.', ExitCode.Usage);
-    })
-    .group(['image', 'image-sha256', 'flake'], 'Image:')
-    .group(['port', 'identity', 'ssh-option', 'ssh-config', 'connect-timeout'], 'SSH:')
-    .group(['dry-run', 'yes', 'timeout', 'shell', 'ignore-preflight-errors'], 'Rescue:')
-    .group(['json', 'dump-network', 'debug'], 'Output:')
-    .example(EXAMPLES)
-    .epilogue(EPILOGUE)
-    .completion('completion', 'print a bash or zsh completion script (emergency completion >> ~/.bashrc)')
-    .help()
-    .version(VERSION);
+      // Wrapped by yargs at the terminal's width (at most 100), never by hand in the text above.
+      .wrap(Math.min(100, process.stdout.columns || 100))
+      .option('image', {
+        type: 'string',
+        describe: "image tarball, or its http(s)/file URL (pinned: #sha256=HEX or --image-sha256); default: nix build .#image for the host's architecture",
+      })
+      .option('image-sha256', { type: 'string', describe: 'the sha256 the image must have (required for a URL)' })
+      .option('port', { alias: 'p', type: 'number', describe: 'ssh port' })
+      .option('identity', { alias: 'i', type: 'string', describe: 'ssh identity file' })
+      .option('ssh-option', {
+        alias: 'o',
+        type: 'string',
+        describe: 'ssh -o option (repeatable)',
+        // Not `array: true`: that would swallow DESTINATION after `-o X`; repeated options still collect.
+        coerce: (v: string | string[] | undefined) => (v === undefined ? [] : ([] as string[]).concat(v)),
+      })
+      .option('ssh-config', { alias: 'F', type: 'string', describe: 'ssh config file' })
+      .option('dry-run', { type: 'boolean', default: false, describe: 'connect, check, capture and plan; change nothing' })
+      .option('dump-network', {
+        type: 'boolean',
+        default: env.EMERGENCY_DUMP_NETWORK === '1',
+        describe: 'write emergency_ips, emergency_routes, emergency_nameservers and the raw capture here (also EMERGENCY_DUMP_NETWORK=1)',
+      })
+      .option('yes', { alias: 'y', type: 'boolean', default: false, describe: 'do not ask before kexec' })
+      .option('timeout', { type: 'number', default: 600, describe: 'seconds to wait for the rescue system after kexec' })
+      .option('fallback-reboot', {
+        type: 'string',
+        default: DEFAULT_FALLBACK,
+        describe: 'unless confirmed within this time (90s, 10m, 1h), the rescue system reboots into the installed system; off disables',
+      })
+      .option('connect-timeout', { type: 'number', default: 15, describe: 'seconds for the first ssh connection' })
+      .option('shell', { type: 'boolean', default: false, describe: 'open a root shell on the rescue system when it is up' })
+      .option('json', { type: 'string', describe: 'write a record of the run to FILE (JSON: facts, checks, plan, step timings, outcome), also when it fails' })
+      .option('debug', { type: 'boolean', default: false, describe: 'print stack traces and remote output' })
+      .option('ignore-preflight-errors', {
+        type: 'string',
+        describe: 'preflight checks (by name, comma-separated, or all) whose refusals become warnings; --dry-run lists them',
+        coerce: (v: string | string[] | undefined) =>
+          v === undefined
+            ? []
+            : ([] as string[])
+                .concat(v)
+                .flatMap((s) => s.split(','))
+                .map((s) => s.trim())
+                .filter(Boolean),
+      })
+      .option('flake', { type: 'string', default: env.EMERGENCY_FLAKE ?? '.', describe: 'flake that builds the image when --image is not given' })
+      .demandCommand(1, 1, 'DESTINATION is missing: emergency [options] [user@]host', 'one DESTINATION only')
+      .strictOptions()
+      .check((a) => {
+        // `!(x > 0)` and not `x <= 0`: a word (`--timeout soon`) parses to NaN, which is neither.
+        if (!(a.timeout > 0) || !(a['connect-timeout'] > 0)) throw new Error('--timeout and --connect-timeout must be positive numbers of seconds');
+        const ignoring = ignoreProblems(a['ignore-preflight-errors'] ?? []);
+        if (ignoring.length) throw new Error(ignoring.join('; '));
+        parseFallbackDuration(a['fallback-reboot']);
+        if (a.port !== undefined && !(Number.isInteger(a.port) && a.port > 0 && a.port < 65536)) throw new Error('--port must be a port number (1-65535)');
+        return true;
+      })
+      .exitProcess(false)
+      .fail((message, error) => {
+        throw new EmergencyError(error?.message ?? message, 'See emergency --help.', ExitCode.Usage);
+      })
+      .group(['image', 'image-sha256', 'flake'], 'Image:')
+      .group(['port', 'identity', 'ssh-option', 'ssh-config', 'connect-timeout'], 'SSH:')
+      .group(['dry-run', 'yes', 'timeout', 'shell', 'ignore-preflight-errors'], 'Rescue:')
+      .group(['json', 'dump-network', 'debug'], 'Output:')
+      .example(EXAMPLES)
+      .epilogue(EPILOGUE)
+      .completion('completion', 'print a bash or zsh completion script (emergency completion >> ~/.bashrc)')
+      .help()
+      .version(VERSION)
+  );
 }
 
 /** Parses argv into Options; throws on bad usage. */

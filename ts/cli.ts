@@ -23,7 +23,9 @@ export function report(error: unknown, debug: boolean): number {
     for (const reason of error.reasons) process.stderr.write(`  - ${reason.check ? `[${reason.check}] ` : ''}${reason.message}\n    fix: ${reason.fix}\n`);
     const ignorable = error.reasons.filter((r) => r.check && CHECKS.find((c) => c.name === r.check)?.ignorable).map((r) => r.check);
     if (ignorable.length) {
-      process.stderr.write(`  If you know better, --ignore-preflight-errors ${[...new Set(ignorable)].join(',')} turns ${ignorable.length > 1 ? 'these' : 'this'} into a warning.\n`);
+      process.stderr.write(
+        `  If you know better, --ignore-preflight-errors ${[...new Set(ignorable)].join(',')} turns ${ignorable.length > 1 ? 'these' : 'this'} into a warning.\n`,
+      );
     }
     if (debug) process.stderr.write(`${error.stack}\n`);
     return error.exitCode;
@@ -73,7 +75,13 @@ async function main(): Promise<void> {
     // Everything local first: a bad image or option, or no Nix to build one, is a usage error before anything
     // connects (and before the terminal check: a missing file is the operator's first problem).
     image = await validateInputs(options);
-    remote = new SshRemote({ destination: options.destination, port: options.port, identity: options.identity, options: options.sshOptions, configFile: options.sshConfig });
+    remote = new SshRemote({
+      destination: options.destination,
+      port: options.port,
+      identity: options.identity,
+      options: options.sshOptions,
+      configFile: options.sshConfig,
+    });
     if (!options.yes && !options.dryRun && !ui.interactive()) {
       throw new EmergencyError('no terminal to confirm the kexec on', 'Pass --yes to skip the question, or run from a terminal.', ExitCode.Usage);
     }

@@ -54,11 +54,7 @@ export class ConnectionError extends EmergencyError {
 /** Preflight said no; `reasons` lists every failed check, not only the first, each under its check's name. */
 export class RefusedError extends EmergencyError {
   constructor(readonly reasons: { check?: string; message: string; fix: string }[]) {
-    super(
-      reasons.map((r) => r.message).join('; '),
-      reasons.map((r) => r.fix).join(' '),
-      ExitCode.Refused,
-    );
+    super(reasons.map((r) => r.message).join('; '), reasons.map((r) => r.fix).join(' '), ExitCode.Refused);
   }
 }
 

@@ -26,9 +26,7 @@ export function parseFallbackDuration(text: string): number | 'off' {
   }
   const seconds = Number(match[1] ?? 0) * 3600 + Number(match[2] ?? 0) * 60 + Number(match[3] ?? 0);
   if (seconds < MIN_FALLBACK_S) {
-    throw new Error(
-      `--fallback-reboot ${text}: too short; the rescue system needs time to boot and be confirmed. Use at least ${MIN_FALLBACK_S}s, or off`,
-    );
+    throw new Error(`--fallback-reboot ${text}: too short; the rescue system needs time to boot and be confirmed. Use at least ${MIN_FALLBACK_S}s, or off`);
   }
   return seconds;
 }
@@ -109,7 +107,7 @@ export function explainUnexpectedBoot(elapsedS: number, fallback: number | 'off'
     : `the host came back ${after} running its installed system, not the rescue: it rebooted for another reason (a watchdog reset, a panic in the rescue, or a kexec that failed)` +
       (fallback === 'off' ? '' : `, too early for the fallback reboot (${formatDuration(fallback)})`);
   const fix = fits
-    ? 'The rescue system was probably up but unreachable (its network did not come back: a missing NIC driver, a changed gateway). Log in as usual; read the rescue\'s console output if you have it (IPMI/KVM), then run emergency again, or with --fallback-reboot off if you can reach its console.'
+    ? "The rescue system was probably up but unreachable (its network did not come back: a missing NIC driver, a changed gateway). Log in as usual; read the rescue's console output if you have it (IPMI/KVM), then run emergency again, or with --fallback-reboot off if you can reach its console."
     : 'Log in as usual and read the kernel log of the previous boot (journalctl -k -b -1, or the console); then run emergency again.';
   return { message, fix };
 }

@@ -21,7 +21,12 @@ export interface HostFetch {
  * dd and head to copy members out of the tarball, and has the memory for the tarball on top of the staged
  * files (the download sits in the tmpfs until it is verified and unpacked). `memory` is the checks' figures.
  */
-export function planFetch(probe: UrlProbe, availableBytes: number, image: Pick<Image, 'tarBytes'>, memory: { beforeKexecBytes: number; tmpfsBytes: number }): FetchPlan {
+export function planFetch(
+  probe: UrlProbe,
+  availableBytes: number,
+  image: Pick<Image, 'tarBytes'>,
+  memory: { beforeKexecBytes: number; tmpfsBytes: number },
+): FetchPlan {
   const { url_fetcher: fetcher, url_sha256: shaTool } = probe;
   if (fetcher === 'none') return { via: 'operator', reason: 'the host has no curl, wget or busybox wget' };
   if (shaTool === 'none') {
@@ -32,7 +37,10 @@ export function planFetch(probe: UrlProbe, availableBytes: number, image: Pick<I
   const needed = memory.beforeKexecBytes + image.tarBytes;
   if (!(availableBytes >= needed)) {
     const mib = (n: number) => `${Math.ceil(n / 1024 / 1024)} MiB`;
-    return { via: 'operator', reason: `the host has ${mib(availableBytes)} available, not the ${mib(needed)} for the downloaded tarball on top of the staged files` };
+    return {
+      via: 'operator',
+      reason: `the host has ${mib(availableBytes)} available, not the ${mib(needed)} for the downloaded tarball on top of the staged files`,
+    };
   }
   return { via: 'host', fetcher, shaTool, tmpfsBytes: memory.tmpfsBytes + image.tarBytes };
 }

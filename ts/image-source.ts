@@ -16,7 +16,10 @@ export async function loadImageSource(image: string, sha256?: string): Promise<I
   if (source.sha256) {
     const got = await sha256OfFile(loaded.path);
     if (got !== source.sha256) {
-      throw new UsageError(`image ${loaded.path} has sha256 ${got}, not the pinned ${source.sha256}`, 'Check the file and the hash against where the image is published.');
+      throw new UsageError(
+        `image ${loaded.path} has sha256 ${got}, not the pinned ${source.sha256}`,
+        'Check the file and the hash against where the image is published.',
+      );
     }
   }
   return loaded;
@@ -38,13 +41,20 @@ export function describeHostFetch(image: Image, fetchCs: number | undefined): st
  * This machine downloads a URL image (the host cannot) and returns it as a local image to stream; the caller
  * removes the download when the run ends. The tarball must also be the one the sidecar described.
  */
-export async function downloadForStreaming(image: Image, progress: (n: number) => void, info: (text: string) => void): Promise<{ image: Image; download: DownloadedImage }> {
+export async function downloadForStreaming(
+  image: Image,
+  progress: (n: number) => void,
+  info: (text: string) => void,
+): Promise<{ image: Image; download: DownloadedImage }> {
   const download = await downloadImage(image.url!, image.tarBytes, progress);
   info(`downloaded ${describeRate(download.bytes, download.ms)}, sha256 verified; streaming it to the host`);
   try {
     const local = await loadImage(download.path);
     if (local.sumsSha256 !== image.sumsSha256 || local.busybox.offset !== image.busybox.offset) {
-      throw new StageError(`the sidecar of ${image.url!.url} does not describe the tarball it sits next to`, 'Publish the .tar.meta built with this tarball. Nothing was done on the host.');
+      throw new StageError(
+        `the sidecar of ${image.url!.url} does not describe the tarball it sits next to`,
+        'Publish the .tar.meta built with this tarball. Nothing was done on the host.',
+      );
     }
     return { image: local, download };
   } catch (e) {

@@ -45,7 +45,7 @@ export function parseImageSource(image: string, sha256Option?: string): ImageSou
   if (parsed.hash) {
     const m = /^#sha256=(.*)$/i.exec(parsed.hash);
     if (!m) throw new UsageError(`--image ${image}: the URL's fragment ${parsed.hash} is not #sha256=HEX`, HASH_FIX);
-    fragmentHash = normaliseHash(m[1], 'the URL\'s #sha256=');
+    fragmentHash = normaliseHash(m[1], "the URL's #sha256=");
     parsed.hash = '';
   }
   if (fragmentHash && optionHash && fragmentHash !== optionHash) {
@@ -78,7 +78,10 @@ export function sidecarUrl(url: string): string {
 export function imageFromSidecar(sidecar: Buffer, source: { url: string; sha256: string }): Image {
   const label = source.url;
   const bad = (what: string) =>
-    new UsageError(`the sidecar of ${label} (${sidecarUrl(source.url)}) ${what}`, 'Publish the .tar.meta that the image builder wrote next to this tarball (docs/image-layout.md).');
+    new UsageError(
+      `the sidecar of ${label} (${sidecarUrl(source.url)}) ${what}`,
+      'Publish the .tar.meta that the image builder wrote next to this tarball (docs/image-layout.md).',
+    );
   let files: Map<string, Buffer>;
   try {
     files = tarFiles(sidecar);
@@ -211,7 +214,10 @@ export async function downloadImage(url: { url: string; sha256: string }, tarByt
     await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), count, createWriteStream(path));
   } catch (e) {
     await remove();
-    throw new StageError(`this machine could not download ${url.url}: ${(e as Error).message}`, 'Check the URL and your connection, or download the image yourself and pass its path. Nothing was done on the host.');
+    throw new StageError(
+      `this machine could not download ${url.url}: ${(e as Error).message}`,
+      'Check the URL and your connection, or download the image yourself and pass its path. Nothing was done on the host.',
+    );
   }
   const got = hash.digest('hex');
   if (received !== tarBytes || got !== url.sha256) {

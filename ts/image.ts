@@ -15,7 +15,19 @@ import { listTar, readTarMember, type TarMember } from './tar.js';
 export const IMAGE_DIR = 'emergency-image';
 export const IMAGE_FORMAT = '1';
 /** Files every image has (docs/image-layout.md), relative to emergency-image/. */
-export const REQUIRED = ['kernel', 'initrd', 'cmdline', 'kexec-run.sh', 'kexec-trigger.sh', 'run-tool.sh', 'bin/busybox', 'bin/kexec', 'bin/ip', 'image.info', 'SHA256SUMS'];
+export const REQUIRED = [
+  'kernel',
+  'initrd',
+  'cmdline',
+  'kexec-run.sh',
+  'kexec-trigger.sh',
+  'run-tool.sh',
+  'bin/busybox',
+  'bin/kexec',
+  'bin/ip',
+  'image.info',
+  'SHA256SUMS',
+];
 
 /** What the orchestrator knows about a local image before sending it. */
 export interface Image {
@@ -77,7 +89,10 @@ export async function loadImage(path: string): Promise<Image> {
     if (e instanceof UsageError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : ((e as Error).message ?? String(e));
-    throw new UsageError(`image ${path} cannot be read: ${why}`, 'Pass the image tarball built by `nix build .#image` or `npm run test-image` with --image PATH.');
+    throw new UsageError(
+      `image ${path} cannot be read: ${why}`,
+      'Pass the image tarball built by `nix build .#image` or `npm run test-image` with --image PATH.',
+    );
   }
   let members: TarMember[];
   try {
@@ -131,11 +146,17 @@ export function checkImageInfo(label: string, infoText: string, cmdlineText: str
     if (!info[key]) throw new UsageError(`image ${label}: image.info lacks ${key}`, 'Rebuild the image with this version of emergency.');
   }
   if (info.format !== IMAGE_FORMAT) {
-    throw new UsageError(`image ${label} has layout format ${info.format}, this emergency reads format ${IMAGE_FORMAT}`, 'Rebuild the image with this version of emergency.');
+    throw new UsageError(
+      `image ${label} has layout format ${info.format}, this emergency reads format ${IMAGE_FORMAT}`,
+      'Rebuild the image with this version of emergency.',
+    );
   }
   const cmdline = cmdlineText.trim();
   if (!cmdline.split(/\s+/).includes('emergency.rescue=1')) {
-    throw new UsageError(`image ${label}: its cmdline lacks emergency.rescue=1`, 'Rebuild the image; without the marker the rescue system cannot be recognised after kexec.');
+    throw new UsageError(
+      `image ${label}: its cmdline lacks emergency.rescue=1`,
+      'Rebuild the image; without the marker the rescue system cannot be recognised after kexec.',
+    );
   }
   return { info, cmdline };
 }
@@ -205,7 +226,12 @@ export async function buildImageWithNix(arch: string, flake: string, nix = 'nix'
   const built = await $({ nothrow: true, quiet: true, stdio: ['ignore', 'pipe', 'pipe'] })`${nix} ${nixBuildArgs(attr)}`;
   if (built.exitCode !== 0) {
     // Nix's own last lines say why (missing attribute, build failure, flakes unknown to a Nix older than 2.4).
-    const said = built.stderr.trim().split('\n').filter((l) => !/^warning:/.test(l)).slice(-5).join('\n');
+    const said = built.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !/^warning:/.test(l))
+      .slice(-5)
+      .join('\n');
     throw new UsageError(
       `nix build ${attr} failed (exit ${built.exitCode}): the flake ${flake} did not build an image for ${system}${said ? `\n  nix said: ${said.replace(/\n/g, '\n    ')}` : ''}`,
       `Fix the build error (--flake or EMERGENCY_FLAKE names the flake; it must provide packages.${system}.image), or build the image elsewhere and pass it with --image PATH. ` +
@@ -214,7 +240,10 @@ export async function buildImageWithNix(arch: string, flake: string, nix = 'nix'
   }
   const path = parseNixBuildJson(built.stdout);
   if (!path) {
-    throw new UsageError(`nix build ${attr} printed no store path (${built.stdout.trim().slice(0, 200) || 'nothing'})`, 'Build the image with `nix build` yourself and pass it with --image PATH.');
+    throw new UsageError(
+      `nix build ${attr} printed no store path (${built.stdout.trim().slice(0, 200) || 'nothing'})`,
+      'Build the image with `nix build` yourself and pass it with --image PATH.',
+    );
   }
   return path;
 }

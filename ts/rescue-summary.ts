@@ -189,7 +189,7 @@ export function renderOldSystem(old: OldSystem): string {
   } else {
     lines.push('block devices: none seen by preflight (/sys/block)');
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /**
@@ -203,7 +203,8 @@ export function parseRestoreSteps(text: string): RestoreStep[] {
     const fields = line.split('\t');
     if (fields.length >= 4) {
       const [kind, name, status, ...message] = fields;
-      if ((kind === 'step' || kind === 'network') && known(status)) steps.push({ status, text: `${kind === 'step' ? name : 'network'}: ${message.join('\t')}` });
+      if ((kind === 'step' || kind === 'network') && known(status))
+        steps.push({ status, text: `${kind === 'step' ? name : 'network'}: ${message.join('\t')}` });
     } else if (fields.length >= 2 && known(fields[0])) {
       steps.push({ status: fields[0], text: fields.slice(1).join('\t') });
     }
@@ -232,7 +233,7 @@ export function renderRescueSummary(input: RescueSummaryInput): string {
     if (!input.restore.length) lines.push('  (no steps recorded)');
     for (const step of input.restore) lines.push(`  ${step.status.padEnd(7)}  ${step.text}`);
   }
-  let text = lines.join('\n') + '\n' + input.oldSystem;
+  let text = `${lines.join('\n')}\n${input.oldSystem}`;
   if (!text.endsWith('\n')) text += '\n';
   text += 'to leave:  reboot   (boots the installed system; the rescue keeps nothing)\n';
   if (input.fallback) text += `fallback:  ${input.fallback}\n`;

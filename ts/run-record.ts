@@ -70,7 +70,9 @@ export const RunRecordSchema = z.strictObject({
       /** preflight.sh's key=value facts, as the boundary schema typed them. */
       facts: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
       hostKeys: z.array(HostKeySchema),
-      authorizedKeys: z.strictObject({ accepted: z.number().int().nonnegative(), fingerprints: z.array(z.string()), leftOut: z.number().int().nonnegative() }).optional(),
+      authorizedKeys: z
+        .strictObject({ accepted: z.number().int().nonnegative(), fingerprints: z.array(z.string()), leftOut: z.number().int().nonnegative() })
+        .optional(),
       root: MountSchema.optional(),
       mounts: z.array(MountSchema),
       blockDevices: z.array(BlockDeviceSchema),
@@ -213,7 +215,12 @@ export class RunRecorder {
   }
 
   setChecks(results: { name: string; title: string; status: RunRecord['checks'][number]['status']; findings: { message: string; fix: string }[] }[]): void {
-    this.checks = results.map((r) => ({ name: r.name, title: r.title, status: r.status, findings: r.findings.map((f) => ({ message: f.message, fix: f.fix })) }));
+    this.checks = results.map((r) => ({
+      name: r.name,
+      title: r.title,
+      status: r.status,
+      findings: r.findings.map((f) => ({ message: f.message, fix: f.fix })),
+    }));
   }
 
   setPlan(plan: object): void {
@@ -272,7 +279,12 @@ export class RunRecorder {
 
 function describeError(error: unknown): NonNullable<RunRecord['error']> {
   if (error instanceof RefusedError) {
-    return { type: error.name, message: error.message, fix: error.fix, refusals: error.reasons.map((r) => ({ message: r.message, fix: r.fix, ...('check' in r && typeof r.check === 'string' ? { check: r.check } : {}) })) };
+    return {
+      type: error.name,
+      message: error.message,
+      fix: error.fix,
+      refusals: error.reasons.map((r) => ({ message: r.message, fix: r.fix, ...('check' in r && typeof r.check === 'string' ? { check: r.check } : {}) })),
+    };
   }
   if (error instanceof EmergencyError) return { type: error.name, message: error.message, fix: error.fix };
   const e = error as Error;
@@ -281,7 +293,7 @@ function describeError(error: unknown): NonNullable<RunRecord['error']> {
 
 /** Serialises the record; refuses (throws) if anything in it looks like a private key. */
 export function serializeRunRecord(record: RunRecord): string {
-  const text = JSON.stringify(RunRecordSchema.parse(record), null, 2) + '\n';
+  const text = `${JSON.stringify(RunRecordSchema.parse(record), null, 2)}\n`;
   if (PRIVATE_KEY.test(text)) throw new Error('the run record contains private key material; it is not written');
   return text;
 }

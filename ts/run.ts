@@ -35,10 +35,12 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
     const { report, output } = await ui.step('preflight', () => preflight(remote, ui, given?.url?.url, firmwareCandidates(given?.drivers)));
     const { facts, hostKeys } = report;
     record?.setHost({ facts, hostKeys, oldSystem: report.oldSystem });
-    const image = given ?? (await ui.step('image', async () => {
-      ui.info(`building the image for ${facts.arch} with Nix (${options.flake})`);
-      return loadImage(await buildImageWithNix(facts.arch, options.flake));
-    }));
+    const image =
+      given ??
+      (await ui.step('image', async () => {
+        ui.info(`building the image for ${facts.arch} with Nix (${options.flake})`);
+        return loadImage(await buildImageWithNix(facts.arch, options.flake));
+      }));
     record?.setImage(image);
     const keys = selectAuthorizedKeys(report.authorizedKeys);
     record?.setAuthorizedKeys({ accepted: keys.keys.map((k) => `${k.type} ${k.blob}`), leftOut: keys.leftOut.length });
@@ -61,11 +63,19 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
     record?.setChecks(judgeHost(checkInput, options.ignorePreflightErrors).results);
     const verdict = await ui.step('checks', async () => checks(checkInput, options.ignorePreflightErrors, ui));
     // A URL image: the host fetches it when it can, else this machine downloads it and streams it.
-    const fetchPlan = image.url && verdict.stage
-      ? planFetch(parseUrlProbe(output), facts.mem_available_kb * 1024, image, { beforeKexecBytes: verdict.memory.beforeKexecBytes, tmpfsBytes: verdict.stage.tmpfsBytes })
-      : undefined;
+    const fetchPlan =
+      image.url && verdict.stage
+        ? planFetch(parseUrlProbe(output), facts.mem_available_kb * 1024, image, {
+            beforeKexecBytes: verdict.memory.beforeKexecBytes,
+            tmpfsBytes: verdict.stage.tmpfsBytes,
+          })
+        : undefined;
     if (fetchPlan) {
-      ui.info(fetchPlan.via === 'host' ? `the host fetches the image itself (${fetchPlan.fetcher}, verified with its own ${fetchPlan.shaTool})` : `this machine fetches the image: ${fetchPlan.reason}`);
+      ui.info(
+        fetchPlan.via === 'host'
+          ? `the host fetches the image itself (${fetchPlan.fetcher}, verified with its own ${fetchPlan.shaTool})`
+          : `this machine fetches the image: ${fetchPlan.reason}`,
+      );
     }
     if (options.dryRun) {
       ui.out(describeChecks(verdict));
@@ -93,9 +103,17 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
       const latePlan = network.plan;
       record?.setChecks(judgeHost({ ...checkInput, plan: latePlan }, options.ignorePreflightErrors).results);
       await ui.step('checks (network)', async () => checks({ ...checkInput, plan: latePlan }, options.ignorePreflightErrors, ui, NETWORK_CHECKS));
-      await ui.step('checks (network)', async () => checks({ ...checkInput, plan: latePlan, capture: late }, options.ignorePreflightErrors, ui, NETWORK_CHECKS));
+      await ui.step('checks (network)', async () =>
+        checks({ ...checkInput, plan: latePlan, capture: late }, options.ignorePreflightErrors, ui, NETWORK_CHECKS),
+      );
     }
-    await confirm(ui, { destination: options.destination, facts, image, rescue: `${describeRescue(network, hostKeys, keys)}\n${describeFallback(options.fallbackReboot, options.timeout, new Date())}`, yes: options.yes });
+    await confirm(ui, {
+      destination: options.destination,
+      facts,
+      image,
+      rescue: `${describeRescue(network, hostKeys, keys)}\n${describeFallback(options.fallbackReboot, options.timeout, new Date())}`,
+      yes: options.yes,
+    });
     const hostKeyPaths = hostKeys.filter((k) => k.present && k.pub).map((k) => k.path);
     await ui.step('kexec', () =>
       kexec(remote, ui, staged.imageDir, hostKeyPaths, {
@@ -110,7 +128,10 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
     releaseStage(session);
     ui.info(`${remote.roundTrips} ssh round trip(s) before kexec`);
     record?.setRoundTrips(remote.roundTrips);
-    await ui.step('wait', () => waitForRescue(remote, ui, { oldBootId: facts.boot_id, triggeredAt, timeoutSeconds: options.timeout, fallbackReboot: options.fallbackReboot }));
+    const rescue = await ui.step('wait', () =>
+      waitForRescue(remote, ui, { oldBootId: facts.boot_id, triggeredAt, timeoutSeconds: options.timeout, fallbackReboot: options.fallbackReboot }),
+    );
+    if (rescue.answer) record?.setRestoreReport({ fallback: rescue.answer.fallback, steps: rescue.answer.report, problem: rescue.answer.reportProblem });
     // What the login banner says, from the same data (the restore's own results are in the banner itself).
     const summary = renderRescueSummary({ hostname: facts.hostname, oldSystem: renderOldSystem(report.oldSystem) });
     ui.out(summary);

@@ -36,11 +36,14 @@ export function parseScriptOutput(text: string): ScriptOutput {
     body = [];
   };
   for (const line of text.split('\n')) {
-    if (line === ERROR_MARKER || line.startsWith(ERROR_MARKER + ' ')) {
+    if (line === ERROR_MARKER || line.startsWith(`${ERROR_MARKER} `)) {
       errors.push(line.slice(ERROR_MARKER.length + 1).trim());
-    } else if (line.startsWith(SECTION_MARKER + ' ')) {
+    } else if (line.startsWith(`${SECTION_MARKER} `)) {
       close();
-      const [name, ...args] = line.slice(SECTION_MARKER.length + 1).trim().split(/\s+/);
+      const [name, ...args] = line
+        .slice(SECTION_MARKER.length + 1)
+        .trim()
+        .split(/\s+/);
       current = { name, args, body: '' };
       sections.push(current);
     } else if (current) {

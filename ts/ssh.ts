@@ -139,11 +139,17 @@ export class SshRemote implements Remote {
     const master = spawn(
       'ssh',
       [
-        '-M', '-f', '-N',
-        '-o', 'ControlPersist=yes',
-        '-o', `ConnectTimeout=${connectTimeoutSeconds}`,
-        '-o', 'ServerAliveInterval=2',
-        '-o', 'ServerAliveCountMax=3',
+        '-M',
+        '-f',
+        '-N',
+        '-o',
+        'ControlPersist=yes',
+        '-o',
+        `ConnectTimeout=${connectTimeoutSeconds}`,
+        '-o',
+        'ServerAliveInterval=2',
+        '-o',
+        'ServerAliveCountMax=3',
         ...this.muxArgs(),
         this.target.destination,
       ],
@@ -163,7 +169,13 @@ export class SshRemote implements Remote {
   private watchOverMaster(): void {
     const watchdog = spawn(
       'sh',
-      ['-c', 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; ssh -S "$2/ctl" -O exit emergency-watchdog 2>/dev/null; rm -rf "$2"', 'emergency-watchdog', String(process.pid), this.controlDir],
+      [
+        '-c',
+        'while kill -0 "$1" 2>/dev/null; do sleep 1; done; ssh -S "$2/ctl" -O exit emergency-watchdog 2>/dev/null; rm -rf "$2"',
+        'emergency-watchdog',
+        String(process.pid),
+        this.controlDir,
+      ],
       { detached: true, stdio: 'ignore' },
     );
     watchdog.unref();
@@ -179,10 +191,16 @@ export class SshRemote implements Remote {
   private async effectiveUser(): Promise<string> {
     const config = await $({ quiet: true, nothrow: true })`ssh -G ${this.baseArgs()} ${this.target.destination}`;
     if (config.exitCode === 127) {
-      throw new UsageError('OpenSSH\'s `ssh` client is not installed or not on PATH', 'Install it (Debian: apt install openssh-client) or run emergency through `nix run`, which brings it.');
+      throw new UsageError(
+        "OpenSSH's `ssh` client is not installed or not on PATH",
+        'Install it (Debian: apt install openssh-client) or run emergency through `nix run`, which brings it.',
+      );
     }
     if (config.exitCode !== 0) {
-      throw new UsageError(`ssh rejects the destination or options: ${config.stderr.trim()}`, 'Check DESTINATION and the -o/-p/-i options; they are passed to ssh as they are.');
+      throw new UsageError(
+        `ssh rejects the destination or options: ${config.stderr.trim()}`,
+        'Check DESTINATION and the -o/-p/-i options; they are passed to ssh as they are.',
+      );
     }
     this.resolvedConfig = config.stdout;
     return /^user (.+)$/m.exec(config.stdout)?.[1] ?? 'root';
@@ -197,7 +215,8 @@ export class SshRemote implements Remote {
     const asRoot = options.asRoot ?? true;
     if (!asRoot || this.become !== 'sudo-password') return options.input;
     // A bug, not a host problem: the preflight step sets the password before it switches to sudo-password.
-    if (!this.password) throw new EmergencyError('sudo needs a password but none was set', 'This is a bug in emergency: run with --debug and report it.', ExitCode.Internal);
+    if (!this.password)
+      throw new EmergencyError('sudo needs a password but none was set', 'This is a bug in emergency: run with --debug and report it.', ExitCode.Internal);
     const password = Buffer.concat([this.password, Buffer.from('\n')]);
     const input = options.input;
     if (input === undefined) return password;
@@ -241,9 +260,7 @@ export class SshRemote implements Remote {
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     // Writes after the remote side has gone fail with EPIPE; the exit code tells the story.
     child.stdin.on('error', () => {});
-    const done = new Promise<RunResult>((resolve) =>
-      child.on('close', (code) => resolve({ code: code ?? SSH_FAILED, stdout, stderr })),
-    );
+    const done = new Promise<RunResult>((resolve) => child.on('close', (code) => resolve({ code: code ?? SSH_FAILED, stdout, stderr })));
     return {
       stdin: child.stdin,
       onLine: (listener) => listeners.push(listener),
@@ -262,15 +279,30 @@ export class SshRemote implements Remote {
    */
   async probe(user: string, command: string, connectTimeoutSeconds: number): Promise<RunResult> {
     const out = await $({ quiet: true, nothrow: true, input: '' })`ssh ${[
-      '-o', 'ControlMaster=no', '-o', 'ControlPath=none', '-o', 'BatchMode=yes',
-      '-o', `ConnectTimeout=${connectTimeoutSeconds}`, '-l', user, ...this.baseArgs(), '-T', this.target.destination, '--', command,
+      '-o',
+      'ControlMaster=no',
+      '-o',
+      'ControlPath=none',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      `ConnectTimeout=${connectTimeoutSeconds}`,
+      '-l',
+      user,
+      ...this.baseArgs(),
+      '-T',
+      this.target.destination,
+      '--',
+      command,
     ]}`.timeout(`${connectTimeoutSeconds * 2 + 2}s`);
     return { code: out.exitCode ?? SSH_FAILED, stdout: out.stdout, stderr: out.stderr };
   }
 
   /** An interactive session as `user`, on the operator's terminal. */
   async interactive(user: string): Promise<number> {
-    const child = spawn('ssh', ['-o', 'ControlMaster=no', '-o', 'ControlPath=none', '-l', user, ...this.baseArgs(), this.target.destination], { stdio: 'inherit' });
+    const child = spawn('ssh', ['-o', 'ControlMaster=no', '-o', 'ControlPath=none', '-l', user, ...this.baseArgs(), this.target.destination], {
+      stdio: 'inherit',
+    });
     return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? SSH_FAILED)));
   }
 

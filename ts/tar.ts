@@ -81,7 +81,7 @@ export async function readTarMember(file: string, member: TarMember): Promise<Bu
 }
 
 function writeOctal(header: Buffer, value: number, start: number, length: number): void {
-  header.write(value.toString(8).padStart(length - 1, '0') + '\0', start, length, 'ascii');
+  header.write(`${value.toString(8).padStart(length - 1, '0')}\0`, start, length, 'ascii');
 }
 
 /** Builds a ustar archive of regular files (path → content, mode 0600) in memory. */
@@ -103,7 +103,7 @@ export function createTar(files: Record<string, string | Buffer>): Buffer {
     header.fill(32, 148, 156);
     let sum = 0;
     for (const b of header) sum += b;
-    header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'ascii');
+    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'ascii');
     blocks.push(header, data, Buffer.alloc((BLOCK - (data.length % BLOCK)) % BLOCK));
   }
   blocks.push(Buffer.alloc(BLOCK * 2));

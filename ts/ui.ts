@@ -43,7 +43,13 @@ function openTerminal(): ReadStream | undefined {
 function readLine(question: string, hidden: boolean): Promise<Buffer> {
   const tty = openTerminal();
   if (!tty) {
-    return Promise.reject(new EmergencyError('no terminal to ask on', 'Run emergency from a terminal, or pass --yes (and log in as root or with passwordless sudo).', ExitCode.Usage));
+    return Promise.reject(
+      new EmergencyError(
+        'no terminal to ask on',
+        'Run emergency from a terminal, or pass --yes (and log in as root or with passwordless sudo).',
+        ExitCode.Usage,
+      ),
+    );
   }
   process.stderr.write(question);
   return new Promise((resolve, reject) => {
@@ -103,7 +109,7 @@ export class TerminalUi implements Ui {
   }
 
   out(text: string): void {
-    process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+    process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   }
 
   progress(label: string, total: number): (done: number) => void {

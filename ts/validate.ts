@@ -12,7 +12,10 @@ import { loadImageSource } from './image-source.js';
 import type { Options } from './operation.js';
 
 /** The loaded image when --image was given; undefined when Nix will build it after preflight. */
-export async function validateInputs(options: Pick<Options, 'image' | 'imageSha256' | 'json'>, env: NodeJS.ProcessEnv = process.env): Promise<Image | undefined> {
+export async function validateInputs(
+  options: Pick<Options, 'image' | 'imageSha256' | 'json'>,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Image | undefined> {
   if (options.json) {
     const dir = dirname(resolve(options.json));
     try {

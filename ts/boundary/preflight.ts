@@ -11,7 +11,10 @@ import { count, flag, parseBoundary, ProtocolError } from './schema.js';
 const SCRIPT = 'preflight.sh';
 
 /** A number of kB from /proc/meminfo, or empty (0) when the kernel has no such line. */
-const countOrEmpty = z.string().regex(/^\d*$/, 'expected a number or nothing').transform((v) => (v === '' ? 0 : Number(v)));
+const countOrEmpty = z
+  .string()
+  .regex(/^\d*$/, 'expected a number or nothing')
+  .transform((v) => (v === '' ? 0 : Number(v)));
 
 /** The key=value facts, as typed values. Keys are the script's own names, so both sides grep alike. */
 export const PreflightFactsSchema = z.strictObject({
@@ -204,6 +207,9 @@ export function parsePreflight(output: ScriptOutput, otherSections: readonly str
     nics: parseNics(named('nic')),
     hostFirmware: parseHostFirmware(named('host-firmware')[0]?.body),
     routeBack: named('route-back')[0]?.body,
-    trustedKeys: (named('trusted-keys')[0]?.body ?? '').split('\n').map((l) => l.trim()).filter(Boolean),
+    trustedKeys: (named('trusted-keys')[0]?.body ?? '')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean),
   };
 }

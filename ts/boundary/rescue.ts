@@ -85,4 +85,3 @@ export function parseRescueAnswer(output: string): RescueAnswer {
   }
   return { fallback, report: report.data };
 }
-

@@ -45,7 +45,8 @@ export function renderManifest(m: DriverManifest): string {
     return fields.join(' ');
   };
   for (const mod of [...m.modules.values()].sort((a, b) => a.name.localeCompare(b.name))) lines.push(`module ${check(mod.name, mod.place, mod.path)}`);
-  for (const a of [...m.aliases].sort((a, b) => a.module.localeCompare(b.module) || a.pattern.localeCompare(b.pattern))) lines.push(`alias ${check(a.pattern, a.module)}`);
+  for (const a of [...m.aliases].sort((a, b) => a.module.localeCompare(b.module) || a.pattern.localeCompare(b.pattern)))
+    lines.push(`alias ${check(a.pattern, a.module)}`);
   for (const [mod, files] of [...m.wants].sort(([a], [b]) => a.localeCompare(b))) for (const f of [...files].sort()) lines.push(`wants ${check(mod, f)}`);
   for (const f of [...m.firmware].sort()) lines.push(`firmware ${check(f)}`);
   return `${lines.join('\n')}\n`;

@@ -84,7 +84,7 @@ export function parseAuthorizedKeyLine(line: string): Omit<AuthorizedKey, 'user'
 
 /** OpenSSH's SHA256 fingerprint of a public key blob: `SHA256:` + unpadded base64. */
 export function fingerprint(blob: string): string {
-  return 'SHA256:' + createHash('sha256').update(Buffer.from(blob, 'base64')).digest('base64').replace(/=+$/, '');
+  return `SHA256:${createHash('sha256').update(Buffer.from(blob, 'base64')).digest('base64').replace(/=+$/, '')}`;
 }
 
 /** Whether an option grants a forced command (command="…"), which must not become root's login. */
@@ -103,7 +103,13 @@ export function selectAuthorizedKeys(files: { user: string; file: string; conten
       const key = parseAuthorizedKeyLine(line);
       if (!key) continue;
       if (key.options.some(forcesCommand)) {
-        leftOut.push({ user, file, fingerprint: fingerprint(key.blob), comment: key.comment, reason: 'forced command= (would turn a restricted key into a root shell)' });
+        leftOut.push({
+          user,
+          file,
+          fingerprint: fingerprint(key.blob),
+          comment: key.comment,
+          reason: 'forced command= (would turn a restricted key into a root shell)',
+        });
         continue;
       }
       // The same key with the same options from two files is one line; with other options it stays twice,
@@ -125,5 +131,5 @@ export function renderAuthorizedKeys(selection: KeySelection): string {
     lines.push(`# ${key.user}: ${key.file}`);
     lines.push([key.options.length ? key.options.join(',') : '', key.type, key.blob, key.comment].filter(Boolean).join(' '));
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }

@@ -120,10 +120,7 @@ export function captureNeedsImageIp(output: ScriptOutput): boolean {
 export function parseNetworkCapture(output: ScriptOutput): NetworkCapture {
   const unavailable = output.sections.find((s) => s.name === 'capture-unavailable');
   if (unavailable) {
-    throw new CaptureError(
-      `the network capture failed on the host (${unavailable.args.join(' ') || 'no reason given'})`,
-      unavailable.body || undefined,
-    );
+    throw new CaptureError(`the network capture failed on the host (${unavailable.args.join(' ') || 'no reason given'})`, unavailable.body || undefined);
   }
   const notes: string[] = [];
   const json = (name: (typeof IP_SECTIONS)[number]): unknown[] => {
@@ -239,7 +236,11 @@ function checked<T>(schema: z.ZodType, section: string) {
   return (v: unknown, i: number): T => {
     const result = schema.safeParse(v);
     if (!result.success) {
-      throw new CaptureError(`capture section ${section} is broken: ${describeIssues(result.error.issues, 'field').map((p) => `${section}[${i}] ${p}`).join('; ')}`);
+      throw new CaptureError(
+        `capture section ${section} is broken: ${describeIssues(result.error.issues, 'field')
+          .map((p) => `${section}[${i}] ${p}`)
+          .join('; ')}`,
+      );
     }
     return result.data as T;
   };

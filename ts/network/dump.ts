@@ -7,15 +7,13 @@ import type { NetworkPlan } from './plan.js';
 
 /** File name → content of the network dump. */
 export function dumpNetworkFiles(capture: NetworkCapture, plan: NetworkPlan): Record<string, string> {
-  const lines = (xs: string[]) => xs.map((x) => x + '\n').join('');
-  const ips = plan.interfaces
-    .filter((i) => i.addresses.length > 0)
-    .map((i) => [i.name, ...i.addresses.map((a) => a.cidr)].join(';'));
+  const lines = (xs: string[]) => xs.map((x) => `${x}\n`).join('');
+  const ips = plan.interfaces.filter((i) => i.addresses.length > 0).map((i) => [i.name, ...i.addresses.map((a) => a.cidr)].join(';'));
   const routes = plan.routes.map((r) => [r.dst, r.gateway?.host ?? '', r.dev ?? ''].join(';'));
   return {
     emergency_ips: lines(ips),
     emergency_routes: lines(routes),
     emergency_nameservers: lines(plan.dns?.nameservers ?? []),
-    'emergency_capture.json': JSON.stringify(capture, null, 2) + '\n',
+    'emergency_capture.json': `${JSON.stringify(capture, null, 2)}\n`,
   };
 }

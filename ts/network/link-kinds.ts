@@ -29,7 +29,7 @@ export interface PlannedLink extends KindAttributes {
 
 /** A bond, VLAN, bridge or dummy that a test server builds (ServerScenario.links) and a check expects back. */
 export type LinkSpec = { name: string; ipv4: string[]; ipv6: string[] } & (
-  | { kind: 'bond'; mode: string; miimon?: number; /** NIC names, enslaved in this order. */ members: string[]; /** The preferred member. */ primary?: string }
+  | { kind: 'bond'; mode: string; miimon?: number /** NIC names, enslaved in this order. */; members: string[] /** The preferred member. */; primary?: string }
   | { kind: 'bridge'; members: string[] }
   | { kind: 'vlan'; parent: string; id: number }
   | { kind: 'dummy' }
@@ -76,7 +76,10 @@ export interface LinkKind<K extends VirtualKind = VirtualKind> {
 
 const BOND_OPTIONS = ['mode', 'miimon', 'updelay', 'downdelay', 'min_links', 'arp_interval', 'fail_over_mac'];
 // iproute2 prints the LACP rate as `ad_lacp_rate` (ip/iplink_bond.c) but takes it as `lacp_rate`.
-const BOND_8023AD_OPTIONS: [string, string][] = [['ad_lacp_rate', 'lacp_rate'], ['ad_select', 'ad_select']];
+const BOND_8023AD_OPTIONS: [string, string][] = [
+  ['ad_lacp_rate', 'lacp_rate'],
+  ['ad_select', 'ad_select'],
+];
 const BRIDGE_OPTIONS = ['stp_state', 'forward_delay'];
 
 /** The bond's options as [key in `ip -j -d` output, `ip link add` option] pairs; which apply depends on the mode. */
@@ -104,7 +107,9 @@ function linkOptions(data: Record<string, unknown>, names: (string | [string, st
 }
 
 /** `name NAME address MAC type KIND OPTIONS…`: how every kind but VLAN is created. */
-const typed = (kind: VirtualKind) => (i: PlannedLink): LinkWord[] => ['name', { dev: i.name }, 'address', i.mac, 'type', kind, ...i.linkOptions.flat()];
+const typed =
+  (kind: VirtualKind) =>
+  (i: PlannedLink): LinkWord[] => ['name', { dev: i.name }, 'address', i.mac, 'type', kind, ...i.linkOptions.flat()];
 /** `NAME: KIND, re-created with MAC …`: how every kind but VLAN is described. */
 const described = (kind: VirtualKind) => (i: PlannedLink) =>
   `${kind}, re-created with MAC ${i.mac}${i.linkOptions.map(([k, v]) => ` ${k} ${v}`).join('')}${i.primary ? ` primary ${i.primary}` : ''}`;
@@ -131,7 +136,8 @@ const bond: LinkKind<'bond'> = {
     if (data.mode !== spec.mode) problems.push(`bond ${spec.name} has mode ${String(data.mode)}, not ${spec.mode}`);
     if (spec.miimon !== undefined && data.miimon !== spec.miimon) problems.push(`bond ${spec.name} has miimon ${String(data.miimon)}, not ${spec.miimon}`);
     const primary = spec.primary === undefined ? undefined : rescueName(spec.primary);
-    if (data.primary !== primary) problems.push(`bond ${spec.name} has primary ${String(data.primary ?? 'none')}, not ${primary ?? 'none'} (was ${spec.primary ?? 'none'})`);
+    if (data.primary !== primary)
+      problems.push(`bond ${spec.name} has primary ${String(data.primary ?? 'none')}, not ${primary ?? 'none'} (was ${spec.primary ?? 'none'})`);
     return problems;
   },
   probe: ['type', 'bond'],
@@ -147,7 +153,20 @@ const vlan: LinkKind<'vlan'> = {
     typeof data.id !== 'number' || typeof link.link !== 'string'
       ? { skip: 'VLAN without a parent interface or id' }
       : { vlan: { parent: link.link, id: data.id, protocol: typeof data.protocol === 'string' ? data.protocol : '802.1Q' }, linkOptions: [] },
-  create: (i) => ['link', { dev: i.vlan!.parent }, 'name', { dev: i.name }, 'address', i.mac, 'type', 'vlan', 'id', String(i.vlan!.id), 'protocol', i.vlan!.protocol],
+  create: (i) => [
+    'link',
+    { dev: i.vlan!.parent },
+    'name',
+    { dev: i.name },
+    'address',
+    i.mac,
+    'type',
+    'vlan',
+    'id',
+    String(i.vlan!.id),
+    'protocol',
+    i.vlan!.protocol,
+  ],
   describe: (i) => `VLAN ${i.vlan!.id} on ${i.vlan!.parent}, re-created with MAC ${i.mac}`,
   build: (spec) => [['ip', 'link', 'add', 'link', spec.parent, 'name', spec.name, 'type', 'vlan', 'id', String(spec.id)]],
   check: (spec, link, rescueName) => {

@@ -197,17 +197,14 @@ function planInterfaces(links: IpLink[], skipped: SkippedItem[], notes: string[]
     }
   }
   const ordered = dependencyOrder([...planned.values()]);
-  ordered.forEach((iface, i) => (iface.id = `if_${i + 1}`));
+  for (const [i, iface] of ordered.entries()) iface.id = `if_${i + 1}`;
   return ordered;
 }
 
 /** Parents before children: NICs, then bonds (members first), VLANs (parent first), bridges (members first). */
 function dependencyOrder(ifaces: PlannedInterface[]): PlannedInterface[] {
   const byName = new Map(ifaces.map((i) => [i.name, i]));
-  const deps = (i: PlannedInterface) => [
-    ...(i.vlan ? [i.vlan.parent] : []),
-    ...ifaces.filter((m) => m.master === i.name).map((m) => m.name),
-  ];
+  const deps = (i: PlannedInterface) => [...(i.vlan ? [i.vlan.parent] : []), ...ifaces.filter((m) => m.master === i.name).map((m) => m.name)];
   const done = new Set<string>();
   const out: PlannedInterface[] = [];
   const visit = (i: PlannedInterface, path: Set<string>) => {
@@ -275,8 +272,8 @@ function planRoutes(
     // The kernel makes these from addresses and links by itself; re-adding them would only fail.
     if (r.protocol === 'kernel') continue;
     const type = r.type ?? 'unicast';
-    const what = `route ${family === 'inet6' ? '-6 ' : ''}${r.type ? r.type + ' ' : ''}${r.dst}${r.dev ? ' dev ' + r.dev : ''}${
-      r.table ? ' table ' + r.table : ''
+    const what = `route ${family === 'inet6' ? '-6 ' : ''}${r.type ? `${r.type} ` : ''}${r.dst}${r.dev ? ` dev ${r.dev}` : ''}${
+      r.table ? ` table ${r.table}` : ''
     }`;
     if (!ROUTE_TYPES.has(type)) {
       skipped.push({ what, reason: `${type} routes are not restored` });
@@ -330,7 +327,10 @@ function planRoutes(
 /** On-link routes (no gateway, or gateway flagged onlink) first: a `via` needs its gateway reachable already. */
 function orderRoutes(routes: PlannedRoute[]): PlannedRoute[] {
   const rank = (r: PlannedRoute) => (r.gateway === undefined ? 0 : r.onlink ? 1 : 2);
-  return routes.map((r, i) => ({ r, i })).sort((a, b) => rank(a.r) - rank(b.r) || a.i - b.i).map(({ r }) => r);
+  return routes
+    .map((r, i) => ({ r, i }))
+    .sort((a, b) => rank(a.r) - rank(b.r) || a.i - b.i)
+    .map(({ r }) => r);
 }
 
 // The rules every kernel starts with; restoring them would duplicate them.
@@ -442,7 +442,10 @@ function parseResolvConf(text: string): { nameservers: string[]; search: string[
   let search: string[] = [];
   const options: string[] = [];
   for (const raw of text.split('\n')) {
-    const [key, ...values] = raw.replace(/[#;].*/, '').trim().split(/\s+/);
+    const [key, ...values] = raw
+      .replace(/[#;].*/, '')
+      .trim()
+      .split(/\s+/);
     if (key === 'nameserver' && values[0] && /^[0-9a-fA-F.:%A-Za-z-]+$/.test(values[0])) nameservers.push(values[0]);
     else if (key === 'search' || key === 'domain') search = values.filter((d) => /^[A-Za-z0-9._-]+$/.test(d));
     else if (key === 'options') options.push(...values.filter((o) => /^[A-Za-z0-9:._-]+$/.test(o)));

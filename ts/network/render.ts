@@ -136,13 +136,7 @@ export function renderRestoreScript(plan: NetworkPlan): string {
     if (i.dhcp4) out.push(guard([i.name], `DHCP on ${i.name}`, step(`start a DHCP client on ${i.name}`, `start_dhcp "$${i.id}"`)));
   }
 
-  out.push(
-    '',
-    'say "done: $failures failed step(s)"',
-    'if [ "$failures" -gt 255 ]; then failures=255; fi',
-    'exit "$failures"',
-    '',
-  );
+  out.push('', 'say "done: $failures failed step(s)"', 'if [ "$failures" -gt 255 ]; then failures=255; fi', 'exit "$failures"', '');
   return out.join('\n');
 }
 

@@ -119,7 +119,7 @@ export const CHECKS: readonly Check[] = [
   },
   {
     name: 'architecture',
-    title: 'the image is for the host\'s architecture',
+    title: "the image is for the host's architecture",
     ignorable: false,
     why: 'a kernel for another architecture cannot boot',
     judge: ({ facts, image }) =>
@@ -156,18 +156,25 @@ export const CHECKS: readonly Check[] = [
         );
       }
       if (facts.kexec_load_disabled === 'missing') {
-        return refuse('the running kernel has no kexec support (/proc/sys/kernel/kexec_load_disabled is absent)', 'Boot a kernel built with CONFIG_KEXEC, or use an out-of-band console.');
+        return refuse(
+          'the running kernel has no kexec support (/proc/sys/kernel/kexec_load_disabled is absent)',
+          'Boot a kernel built with CONFIG_KEXEC, or use an out-of-band console.',
+        );
       }
       return none;
     },
   },
   {
     name: 'lockdown',
-    title: 'a locked-down kernel would load the image\'s kernel',
+    title: "a locked-down kernel would load the image's kernel",
     ignorable: true,
     why: 'detection without securityfs reads the command line and the kernel log, which can be stale; the kexec step fails safely if the kernel refuses',
     judge: ({ facts, image, trustedKeys }) => {
-      const { refusals, warnings, summary } = judgeLockdown(facts, image.kernelSignature ?? { signed: false, names: [] }, trustedKeyNames((trustedKeys ?? []).join('\n')));
+      const { refusals, warnings, summary } = judgeLockdown(
+        facts,
+        image.kernelSignature ?? { signed: false, names: [] },
+        trustedKeyNames((trustedKeys ?? []).join('\n')),
+      );
       return { refusals, warnings, notes: [summary] };
     },
   },
@@ -214,9 +221,13 @@ export const CHECKS: readonly Check[] = [
     name: 'staging',
     title: 'a tmpfs can hold the image',
     ignorable: false,
-    why: 'emergency never writes the image to the host\'s disk',
+    why: "emergency never writes the image to the host's disk",
     judge: ({ facts, image }) => {
-      if (!facts.has_tmpfs) return refuse('the kernel has no tmpfs, so the image has nowhere to go but the disk', "Use an out-of-band console; emergency never writes the image to the host's disk.");
+      if (!facts.has_tmpfs)
+        return refuse(
+          'the kernel has no tmpfs, so the image has nowhere to go but the disk',
+          "Use an out-of-band console; emergency never writes the image to the host's disk.",
+        );
       if (!stagePlace(facts, image)) {
         return refuse(
           'no directory can hold the staging tmpfs: /run, /dev/shm, /tmp and /var/tmp are missing or read-only, and /mnt, /media, /srv, /opt, /home are missing',
@@ -236,7 +247,10 @@ export const CHECKS: readonly Check[] = [
       if (!facts.has_mount) refusals.push({ message: 'the host has no `mount`, which staging needs', fix: 'Install util-linux (or busybox) on the host.' });
       if (!facts.has_umount) refusals.push({ message: 'the host has no `umount`, which staging needs', fix: 'Install util-linux (or busybox) on the host.' });
       if (!facts.has_dd && !facts.head_gnu) {
-        refusals.push({ message: 'the host has neither `dd` nor GNU `head`, and staging needs one of them to copy bytes exactly', fix: 'Install coreutils (or busybox) on the host.' });
+        refusals.push({
+          message: 'the host has neither `dd` nor GNU `head`, and staging needs one of them to copy bytes exactly',
+          fix: 'Install coreutils (or busybox) on the host.',
+        });
       }
       return { refusals };
     },
@@ -256,7 +270,10 @@ export const CHECKS: readonly Check[] = [
       }
       const warnings = hostKeys
         .filter((k) => !k.present || !k.pub.trim())
-        .map((k) => ({ message: `host key ${k.path} ${k.present ? 'has no readable .pub' : 'is missing'}; it is not carried over`, fix: `Recreate the .pub with ssh-keygen -y -f ${k.path}.` }));
+        .map((k) => ({
+          message: `host key ${k.path} ${k.present ? 'has no readable .pub' : 'is missing'}; it is not carried over`,
+          fix: `Recreate the .pub with ssh-keygen -y -f ${k.path}.`,
+        }));
       return { refusals, warnings };
     },
   },
@@ -273,7 +290,7 @@ export const CHECKS: readonly Check[] = [
   },
   {
     name: 'nic-firmware',
-    title: 'the rescue system has the firmware those NICs\' drivers load',
+    title: "the rescue system has the firmware those NICs' drivers load",
     ignorable: true,
     why: 'many drivers run without their firmware file, in a reduced mode',
     needsPlan: true,

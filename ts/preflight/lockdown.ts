@@ -19,8 +19,10 @@ export function lockdownLevel(facts: Pick<PreflightFacts, 'lockdown' | 'lockdown
   if (is(facts.lockdown)) return { level: facts.lockdown, source: '/sys/kernel/security/lockdown' };
   // Without securityfs: the command line sets the level at boot (a kernel without the lockdown LSM ignores it,
   // which errs on the side of refusing); the log line is printed for every raise while it stays in the ring buffer.
-  if (is(facts.lockdown_cmdline) && facts.lockdown_cmdline !== 'none') return { level: facts.lockdown_cmdline, source: `lockdown=${facts.lockdown_cmdline} on the kernel command line` };
-  if (facts.lockdown_log && facts.lockdown_log !== 'unreadable') return { level: 'integrity', source: `the kernel log ("Kernel is locked down from ${facts.lockdown_log}")` };
+  if (is(facts.lockdown_cmdline) && facts.lockdown_cmdline !== 'none')
+    return { level: facts.lockdown_cmdline, source: `lockdown=${facts.lockdown_cmdline} on the kernel command line` };
+  if (facts.lockdown_log && facts.lockdown_log !== 'unreadable')
+    return { level: 'integrity', source: `the kernel log ("Kernel is locked down from ${facts.lockdown_log}")` };
   if (facts.lockdown_cmdline === 'none') return { level: 'none', source: 'lockdown=none on the kernel command line' };
   return { level: undefined, source: 'securityfs is not mounted, the command line has no lockdown= and the kernel log has no lockdown line' };
 }
@@ -67,9 +69,16 @@ export function judgeLockdown(
       }
     }
   } else if (level === undefined && secureBoot) {
-    warnings.push({ message: `Secure Boot is on and the lockdown level is unknown (${source}); distribution kernels lock down under Secure Boot`, fix: 'If loading fails, the old system keeps running (exit 5).' });
+    warnings.push({
+      message: `Secure Boot is on and the lockdown level is unknown (${source}); distribution kernels lock down under Secure Boot`,
+      fix: 'If loading fails, the old system keeps running (exit 5).',
+    });
   } else if (secureBoot) {
     warnings.push({ message: 'Secure Boot is on; the kernel reports no lockdown, so kexec should work', fix: 'If loading fails, disable Secure Boot.' });
   }
-  return { refusals, warnings, summary: `lockdown: ${level ?? 'unknown'} (${source}); image kernel ${signature.signed ? `signed by ${signature.names.join(' / ')}` : 'unsigned'}` };
+  return {
+    refusals,
+    warnings,
+    summary: `lockdown: ${level ?? 'unknown'} (${source}); image kernel ${signature.signed ? `signed by ${signature.names.join(' / ')}` : 'unsigned'}`,
+  };
 }

@@ -77,13 +77,18 @@ export interface NicVerdict {
 }
 
 /** The nic-driver and nic-firmware findings: refusals for NICs that matter, warnings for the rest. */
-export function judgeNics(nics: readonly NicFact[], hostFirmware: readonly HostFirmware[], manifest: DriverManifest | undefined, plan: NetworkPlan): NicVerdict {
+export function judgeNics(
+  nics: readonly NicFact[],
+  hostFirmware: readonly HostFirmware[],
+  manifest: DriverManifest | undefined,
+  plan: NetworkPlan,
+): NicVerdict {
   const driver = { refusals: [] as Finding[], warnings: [] as Finding[] };
   const firmware = { refusals: [] as Finding[], warnings: [] as Finding[] };
   const table: string[] = [];
   if (!manifest) {
     driver.warnings.push({
-      message: 'the image has no drivers.manifest, so whether the rescue kernel drives this host\'s NICs is not checked',
+      message: "the image has no drivers.manifest, so whether the rescue kernel drives this host's NICs is not checked",
       fix: 'Rebuild the image with this version of emergency.',
     });
     return { driver, firmware, table };
@@ -94,18 +99,28 @@ export function judgeNics(nics: readonly NicFact[], hostFirmware: readonly HostF
     const role = planned.get(nic.name);
     const important = role !== undefined && matters.has(nic.name);
     const add = (check: typeof driver, f: Finding) =>
-      (important ? check.refusals : check.warnings).push(important ? f : { ...f, message: `${f.message} (${nic.name} has no role in the restored network, so this is no refusal)` });
+      (important ? check.refusals : check.warnings).push(
+        important ? f : { ...f, message: `${f.message} (${nic.name} has no role in the restored network, so this is no refusal)` },
+      );
     const id = deviceId(nic.modalias);
-    const host = nic.bound ? `${nic.bound.driver}${nic.bound.module !== nic.bound.driver ? ` (module ${nic.bound.module})` : ''}, ${nic.bound.place === 'builtin' ? 'built in' : 'a loadable module'} on the host` : 'no driver bound on the host';
+    const host = nic.bound
+      ? `${nic.bound.driver}${nic.bound.module !== nic.bound.driver ? ` (module ${nic.bound.module})` : ''}, ${nic.bound.place === 'builtin' ? 'built in' : 'a loadable module'} on the host`
+      : 'no driver bound on the host';
     const why = role ? (important ? `; ${roleOf(role, plan)}` : '') : '';
     if (!nic.modalias) {
-      driver.warnings.push({ message: `NIC ${nic.name} reports no modalias, so its driver cannot be checked`, fix: 'Nothing to do unless the rescue system does not come back on it.' });
+      driver.warnings.push({
+        message: `NIC ${nic.name} reports no modalias, so its driver cannot be checked`,
+        fix: 'Nothing to do unless the rescue system does not come back on it.',
+      });
       table.push(`${nic.name}  ${nic.address}  ${host}  unchecked`);
       continue;
     }
     const modules = modulesFor(manifest, nic.modalias);
     if (modules.length === 0) {
-      const named = nic.bound && manifest.modules.has(nic.bound.module) ? ` (the image's ${nic.bound.module} does not list this device: a newer device ID than its driver knows)` : '';
+      const named =
+        nic.bound && manifest.modules.has(nic.bound.module)
+          ? ` (the image's ${nic.bound.module} does not list this device: a newer device ID than its driver knows)`
+          : '';
       add(driver, {
         message: `NIC ${nic.name} (${id}, MAC ${nic.permAddress ?? nic.address}, ${host}) has no driver in the image's kernel ${manifest.kernel}${named}: no modalias pattern matches ${nic.modalias}${why}`,
         fix: MODULE_FIX(nic.bound?.driver ?? 'DRIVER'),

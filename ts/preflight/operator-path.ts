@@ -15,7 +15,10 @@ export interface SshConnection {
 
 /** Strips an IPv4-mapped IPv6 prefix (sshd listening on `::` reports `::ffff:10.0.2.15`) and a zone. */
 export function plainAddress(address: string): string {
-  return address.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, '$1').replace(/%.*$/, '').toLowerCase();
+  return address
+    .replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, '$1')
+    .replace(/%.*$/, '')
+    .toLowerCase();
 }
 
 export function parseSshConnection(value: string | undefined): SshConnection | undefined {
@@ -75,7 +78,7 @@ export function parseRouteGet(text: string | undefined): RouteGet | undefined {
   const out: RouteGet = {};
   if (['local', 'unreachable', 'prohibit', 'blackhole', 'broadcast', 'multicast'].includes(words[0])) out.type = words[0];
   for (let i = 0; i < words.length - 1; i++) {
-    if (words[i] === 'via') out.gateway = plainAddress(words[i + 1] === 'inet6' || words[i + 1] === 'inet' ? words[i + 2] ?? '' : words[i + 1]);
+    if (words[i] === 'via') out.gateway = plainAddress(words[i + 1] === 'inet6' || words[i + 1] === 'inet' ? (words[i + 2] ?? '') : words[i + 1]);
     else if (words[i] === 'dev') out.dev = words[i + 1];
     else if (words[i] === 'table') out.table = words[i + 1];
     else if (words[i] === 'src') out.src = plainAddress(words[i + 1]);
@@ -83,7 +86,8 @@ export function parseRouteGet(text: string | undefined): RouteGet | undefined {
   return out;
 }
 
-const FIX = 'Make sure the address and the route back to you are restored (run with --dry-run to see the plan and what it leaves out), or connect over an address that is.';
+const FIX =
+  'Make sure the address and the route back to you are restored (run with --dry-run to see the plan and what it leaves out), or connect over an address that is.';
 
 /** The operator-path findings: refusals when the rescue system would not be reachable the way the operator came. */
 export function judgeOperatorPath(
@@ -97,7 +101,10 @@ export function judgeOperatorPath(
   const warnings: Finding[] = [];
   const refuse = (message: string) => refusals.push({ message, fix: FIX });
   if (!connection) {
-    warnings.push({ message: 'the host did not report SSH_CONNECTION, so the path back to you is not checked', fix: 'Nothing to do; check the plan with --dry-run.' });
+    warnings.push({
+      message: 'the host did not report SSH_CONNECTION, so the path back to you is not checked',
+      fix: 'Nothing to do; check the plan with --dry-run.',
+    });
     return { refusals, warnings, summary: 'operator path: unknown (no SSH_CONNECTION)' };
   }
   const { client, server } = connection;
@@ -106,7 +113,9 @@ export function judgeOperatorPath(
   const carrier = plan.interfaces.find((i) => i.addresses.some((a) => plainAddress(a.cidr.split('/')[0]) === server));
   if (!carrier) {
     const why = [...skippedAbout(server), ...(owner ? skippedAbout(owner) : [])];
-    refuse(`your ssh connection arrived on ${server}${owner ? ` (${owner})` : ''}, and the rescue system would not have that address${why.length ? ` (${why.join('; ')})` : ''}`);
+    refuse(
+      `your ssh connection arrived on ${server}${owner ? ` (${owner})` : ''}, and the rescue system would not have that address${why.length ? ` (${why.join('; ')})` : ''}`,
+    );
   }
 
   if (!routeBack || routeBack.type === 'local') {
@@ -133,12 +142,18 @@ export function judgeOperatorPath(
   if (routeBack.gateway) {
     const route = covering.find((r) => r.gateway && plainAddress(r.gateway.host) === routeBack.gateway);
     if (!route) {
-      refuse(`the host reaches you by ${how}, and the plan has no route to ${client} via ${routeBack.gateway} on ${dev}${skippedAbout(dev).length ? ` (${skippedAbout(dev).join('; ')})` : ''}`);
+      refuse(
+        `the host reaches you by ${how}, and the plan has no route to ${client} via ${routeBack.gateway} on ${dev}${skippedAbout(dev).length ? ` (${skippedAbout(dev).join('; ')})` : ''}`,
+      );
     } else if (!route.onlink && !gatewayReachable(routeBack.gateway, dev, plan)) {
-      refuse(`the plan's route to ${client} via ${routeBack.gateway} on ${dev} has a gateway outside ${dev}'s restored prefixes and is not onlink, so the kernel would not add it`);
+      refuse(
+        `the plan's route to ${client} via ${routeBack.gateway} on ${dev} has a gateway outside ${dev}'s restored prefixes and is not onlink, so the kernel would not add it`,
+      );
     }
   } else if (!onLinkByAddress && !covering.some((r) => !r.gateway)) {
-    refuse(`the host reaches you directly on ${dev} (${client} is on-link), and the plan has neither an address on ${dev} whose prefix holds ${client} nor an on-link route to it`);
+    refuse(
+      `the host reaches you directly on ${dev} (${client} is on-link), and the plan has neither an address on ${dev} whose prefix holds ${client} nor an on-link route to it`,
+    );
   }
   return { refusals, warnings, summary: `operator ${client} → ${server}${carrier ? ` on ${carrier.name}` : ''}; route back: ${how}` };
 }

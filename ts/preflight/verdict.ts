@@ -46,7 +46,8 @@ export function judgeHost(input: CheckInput, ignore: readonly string[] = [], che
     const warned = found.warnings ?? [];
     const ignored = refused.length > 0 && check.ignorable && (ignore.includes(check.name) || ignore.includes(IGNORE_ALL));
     for (const f of warned) warnings.push({ check: check.name, ...f });
-    if (ignored) for (const f of refused) warnings.push({ check: check.name, message: `${f.message} (ignored: --ignore-preflight-errors ${check.name})`, fix: f.fix });
+    if (ignored)
+      for (const f of refused) warnings.push({ check: check.name, message: `${f.message} (ignored: --ignore-preflight-errors ${check.name})`, fix: f.fix });
     else for (const f of refused) refusals.push({ check: check.name, ...f });
     const status = refused.length ? (ignored ? 'ignored' : 'refuse') : warned.length ? 'warn' : 'pass';
     results.push({ name: check.name, title: check.title, status, findings: [...refused, ...warned], ...(found.notes?.length ? { notes: found.notes } : {}) });

@@ -19,9 +19,7 @@ export async function confirm(ui: Ui, c: Confirmation): Promise<void> {
   ui.out(`Rescue image: ${c.image.name}`);
   ui.out(c.rescue);
   if (c.yes) return;
-  const question =
-    `Kexec ${c.destination} into the rescue system now? The running system stops at once, without a clean shutdown ` +
-    '(filesystems are synced first).';
+  const question = `Kexec ${c.destination} into the rescue system now? The running system stops at once, without a clean shutdown (filesystems are synced first).`;
   if (!(await ui.confirm(question))) {
     throw new EmergencyError('declined: nothing was changed on the host', 'Run again and answer y, or pass --yes.', ExitCode.Declined);
   }

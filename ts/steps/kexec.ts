@@ -30,7 +30,9 @@ export function restoreTar(data: RestoreData): Buffer {
   return createTar({
     'network.sh': data.networkScript,
     authorized_keys: data.authorizedKeys,
-    'restore.env': Object.entries(data.env).map(([k, v]) => `${k}=${v}\n`).join(''),
+    'restore.env': Object.entries(data.env)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(''),
     'old-system.txt': data.oldSystem,
   });
 }

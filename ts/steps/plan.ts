@@ -32,7 +32,9 @@ export function describeKeys(hostKeys: readonly HostKey[], keys: KeySelection): 
   const lines: string[] = ['Host keys (the rescue system presents these):'];
   for (const key of hostKeys) {
     const [type, blob] = key.pub.split(/\s+/);
-    lines.push(key.present && blob ? `  ${type} ${fingerprint(blob)}  ${key.path}` : `  ${key.path}: not carried over (${key.present ? 'no .pub' : 'missing'})`);
+    lines.push(
+      key.present && blob ? `  ${type} ${fingerprint(blob)}  ${key.path}` : `  ${key.path}: not carried over (${key.present ? 'no .pub' : 'missing'})`,
+    );
   }
   lines.push(`Root accepts ${keys.keys.length} key(s) in the rescue system:`);
   for (const [user, count] of Object.entries(keys.perUser)) lines.push(`  ${count} from ${user}`);

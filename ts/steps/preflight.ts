@@ -28,7 +28,11 @@ export interface PreflightOutcome {
  * MODULE:FILE names the image's network drivers declare (firmwareCandidates), looked up on the host.
  */
 function runFacts(remote: Remote, imageUrl?: string, firmware: readonly string[] = []): Promise<RunResult> {
-  return remote.run([script('preflight.sh', remote.loginUser, ...firmware), script('capture-network.sh'), ...(imageUrl ? [script('probe-url.sh', imageUrl)] : [])]);
+  return remote.run([
+    script('preflight.sh', remote.loginUser, ...firmware),
+    script('capture-network.sh'),
+    ...(imageUrl ? [script('probe-url.sh', imageUrl)] : []),
+  ]);
 }
 
 /** Runs the facts script as root, finding out how: root, sudo -n, sudo with a password, doas -n. */

@@ -85,8 +85,8 @@ export async function stage(remote: Remote, ui: Ui, image: Image, place: StagePl
       said.includes('hash mismatch')
         ? 'The file at the URL is not the image you pinned: check the URL and the hash against where the image is published. Nothing of it ran; the staging tmpfs was removed.'
         : said.includes('corrupt')
-        ? 'The image or the connection corrupted the upload. Check the image (sha256sum -c SHA256SUMS inside it) and run again; the host was cleaned up.'
-        : 'Nothing was changed on the host: the staging tmpfs was removed. Fix the cause above and run again.',
+          ? 'The image or the connection corrupted the upload. Check the image (sha256sum -c SHA256SUMS inside it) and run again; the host was cleaned up.'
+          : 'Nothing was changed on the host: the staging tmpfs was removed. Fix the cause above and run again.',
       result.stderr,
     );
   }

@@ -8,7 +8,7 @@
  * the full probe, which is what proves the boot id, the rescue marker and the host key.
  */
 import { connect as tcpConnect } from 'node:net';
-import { CONFIRM_AND_REPORT, parseRescueAnswer } from '../boundary/rescue.js';
+import { CONFIRM_AND_REPORT, parseRescueAnswer, type RescueAnswer } from '../boundary/rescue.js';
 import { EmergencyError, ExitCode, HostKeyChangedError } from '../errors.js';
 import { clockTime, describeConfirmation, explainUnexpectedBoot, reportWarnings } from '../fallback.js';
 import type { Remote } from '../remote.js';
@@ -105,6 +105,8 @@ export interface RescueUp {
   bootId: string;
   /** Milliseconds from the trigger to the verified answer. */
   answeredAfterMs: number;
+  /** What the rescue said when confirmed (fallback state, restore report); undefined when it could not be read. */
+  answer?: RescueAnswer;
 }
 
 /** Polls until the rescue system answers (new boot id, rescue marker, same host key); throws when it does not in time. */
@@ -148,8 +150,8 @@ export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise
           `rescue system answers ${((Date.now() - started) / 1000).toFixed(1)} s after kexec` +
             (goneAt ? ` (old system gone after ${((goneAt - started) / 1000).toFixed(1)} s)` : ''),
         );
-        await confirmRescue(remote, ui, started);
-        return { bootId: bootId.trim(), answeredAfterMs: Date.now() - started };
+        const answer = await confirmRescue(remote, ui, started);
+        return { bootId: bootId.trim(), answeredAfterMs: Date.now() - started, answer };
       }
       // The old system still answers: whatever failed before did not mean it had gone.
       goneAt = undefined;
@@ -181,18 +183,19 @@ export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise
  * restore report, in one ssh run. A failure here is a warning: the rescue is up, and a confirmation that did not
  * take still leaves the operator the fallback's time to log in (which confirms too).
  */
-async function confirmRescue(remote: Remote, ui: Ui, started: number): Promise<void> {
+async function confirmRescue(remote: Remote, ui: Ui, started: number): Promise<RescueAnswer | undefined> {
   const result = await remote.probe('root', CONFIRM_AND_REPORT, PROBE_CONNECT_TIMEOUT_S * 3);
-  let answer;
+  let answer: RescueAnswer;
   try {
     answer = parseRescueAnswer(result.stdout);
   } catch (e) {
     const stderr = result.stderr.trim();
     ui.warn(`could not confirm the fallback reboot: ${(e as Error).message}${stderr ? ` (${stderr})` : ''}; log in as root at a terminal now to confirm it`);
-    return;
+    return undefined;
   }
   const text = describeConfirmation(answer.fallback, (Date.now() - started) / 1000);
   if (answer.fallback.fallback_state === 'confirmed' || answer.fallback.fallback_state === 'off') ui.info(text);
   else ui.warn(text);
   for (const warning of reportWarnings(answer)) ui.warn(warning);
+  return answer;
 }

@@ -99,13 +99,27 @@ export function rescuePackages(arch: Arch = 'x86_64'): string[] {
 export const NIC_MODULES = ['virtio_pci', 'virtio_net', ...Object.values(LINK_KINDS).map((k) => k.module)];
 
 /** Project files that go into the image: any change rebuilds it. */
-const PROJECT_FILES = ['modules/kernel-params.json', 'ts/network/link-kinds.ts', 'scripts/kexec-run.sh', 'scripts/kexec-trigger.sh', 'scripts/run-tool.sh', 'scripts/restore.sh', 'scripts/fallback-reboot.sh', 'scripts/image-sidecar.sh', 'scripts/rescue-banner.sh', 'ts/test-image/rescue-init.sh', 'ts/test-image/sshd_config'];
-
+const PROJECT_FILES = [
+  'modules/kernel-params.json',
+  'ts/network/link-kinds.ts',
+  'scripts/kexec-run.sh',
+  'scripts/kexec-trigger.sh',
+  'scripts/run-tool.sh',
+  'scripts/restore.sh',
+  'scripts/fallback-reboot.sh',
+  'scripts/image-sidecar.sh',
+  'scripts/rescue-banner.sh',
+  'ts/test-image/rescue-init.sh',
+  'ts/test-image/sshd_config',
+];
 
 /** The builder's own compiled files, so a builder change also rebuilds. */
 async function builderFiles(): Promise<string[]> {
   const dir = dirname(fileURLToPath(import.meta.url));
-  return (await readdir(dir)).filter((f) => f.endsWith('.js')).sort().map((f) => join(dir, f));
+  return (await readdir(dir))
+    .filter((f) => f.endsWith('.js'))
+    .sort()
+    .map((f) => join(dir, f));
 }
 
 /** Cache key: package files (name + version) and the bytes of every project file that goes in. */
@@ -174,11 +188,13 @@ export async function installKernel(root: string, version: string, to: string): 
   return data.readUInt32LE(56) === 0x644d5241 ? 'Image' : 'bzImage';
 }
 
-
 /** The static rescue-side files that are not from a package. */
 function rescueEtc(): Record<string, [string, number]> {
   return {
-    'etc/passwd': ['root:x:0:0:root:/root:/bin/sh\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n', 0o644],
+    'etc/passwd': [
+      'root:x:0:0:root:/root:/bin/sh\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n',
+      0o644,
+    ],
     'etc/group': ['root:x:0:\nnogroup:x:65534:\n', 0o644],
     // `*`, not `!`: sshd treats `!` as a locked account and would refuse even key logins.
     'etc/shadow': ['root:*:19000:0:99999:7:::\nsshd:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n', 0o600],
@@ -197,7 +213,10 @@ function rescueEtc(): Record<string, [string, number]> {
     // disarms the fallback reboot. `ssh root@host cmd` runs no login shell and has no terminal, so it does not.
     // It also greets the operator with the banner rescue-banner.sh wrote (docs/image-layout.md), then the fallback's
     // live state.
-    'etc/profile': ['[ -r /run/emergency/banner ] && cat /run/emergency/banner\n[ -f /etc/emergency/fallback-reboot.sh ] && sh /etc/emergency/fallback-reboot.sh login\n', 0o644],
+    'etc/profile': [
+      '[ -r /run/emergency/banner ] && cat /run/emergency/banner\n[ -f /etc/emergency/fallback-reboot.sh ] && sh /etc/emergency/fallback-reboot.sh login\n',
+      0o644,
+    ],
   };
 }
 
@@ -207,7 +226,9 @@ export async function zstd(input: string, output: string): Promise<void> {
 }
 
 async function sha256File(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 }
 
 /** Builds the rescue initrd into `out`; returns the bytes it unpacks to. */
@@ -230,7 +251,16 @@ async function buildRescueInitrd(root: string, work: string, out: string, arch: 
   await writeIn(stage, 'usr/lib/emergency/rescue-banner.sh', await readFile(join(REPO, 'scripts/rescue-banner.sh')), 0o755);
   await writeIn(stage, 'etc/ssh/sshd_config', await readFile(join(REPO, 'ts/test-image/sshd_config')), 0o644);
   for (const [path, [content, mode]] of Object.entries(rescueEtc())) await writeIn(stage, path, content, mode);
-  for (const [dir, mode] of [['root', 0o700], ['tmp', 0o1777], ['proc', 0o755], ['sys', 0o755], ['dev', 0o755], ['run', 0o755], ['var/log', 0o755], ['mnt', 0o755]] as const) {
+  for (const [dir, mode] of [
+    ['root', 0o700],
+    ['tmp', 0o1777],
+    ['proc', 0o755],
+    ['sys', 0o755],
+    ['dev', 0o755],
+    ['run', 0o755],
+    ['var/log', 0o755],
+    ['mnt', 0o755],
+  ] as const) {
     await mkdir(join(stage, dir), { recursive: true });
     await chmod(join(stage, dir), mode);
   }
@@ -303,7 +333,19 @@ export async function buildTestImage(log: (line: string) => void = () => {}, arc
 
     const tmpTar = join(work, 'image.tar');
     // Packed exactly as the Nix builder packs it (docs/image-layout.md, "The tarball").
-    await exec('tar', ['--format=ustar', '--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@1', '-cf', tmpTar, '-C', work, 'emergency-image']);
+    await exec('tar', [
+      '--format=ustar',
+      '--sort=name',
+      '--owner=0',
+      '--group=0',
+      '--numeric-owner',
+      '--mtime=@1',
+      '-cf',
+      tmpTar,
+      '-C',
+      work,
+      'emergency-image',
+    ]);
     // The sidecar for --image URL (docs/image-layout.md), made by the same script as the Nix builder's.
     await exec('sh', [join(REPO, 'scripts/image-sidecar.sh'), tmpTar, `${tmpTar}.meta`]);
     await rename(`${tmpTar}.meta`, `${tarPath}.meta`);

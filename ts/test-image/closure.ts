@@ -36,7 +36,7 @@ export async function realPathIn(root: string, treePath: string, depth = 0): Pro
   let current = '/';
   for (const [i, part] of parts.entries()) {
     const next = posix.join(current, part);
-    let st;
+    let st: Awaited<ReturnType<typeof lstat>>;
     try {
       st = await lstat(join(root, next));
     } catch {
@@ -57,7 +57,12 @@ export async function realPathIn(root: string, treePath: string, depth = 0): Pro
  * Resolves the libraries (and the interpreter) `programs` (tree paths) need, transitively.
  * `extraDirs` are searched after RUNPATH and before the defaults (for dlopen()ed plugins' own directories).
  */
-export async function libraryClosure(root: string, programs: string[], extraDirs: string[] = [], triplet?: string): Promise<{ interpreter?: ResolvedLibrary; libraries: ResolvedLibrary[] }> {
+export async function libraryClosure(
+  root: string,
+  programs: string[],
+  extraDirs: string[] = [],
+  triplet?: string,
+): Promise<{ interpreter?: ResolvedLibrary; libraries: ResolvedLibrary[] }> {
   const libraries = new Map<string, ResolvedLibrary>();
   let interpreter: ResolvedLibrary | undefined;
   const queue: { treePath: string; realPath: string }[] = [];

@@ -23,10 +23,7 @@ function record(ino: number, fields: { mode: number; uid: number; gid: number; s
   const nameBytes = Buffer.from(`${name}\0`, 'utf8');
   const hex = (n: number) => n.toString(16).padStart(8, '0');
   const head = Buffer.from(
-    '070701' +
-      [ino, fields.mode, fields.uid, fields.gid, 1, 0, fields.size, 0, 0, fields.rdevMajor, fields.rdevMinor, nameBytes.length, 0]
-        .map(hex)
-        .join(''),
+    `070701${[ino, fields.mode, fields.uid, fields.gid, 1, 0, fields.size, 0, 0, fields.rdevMajor, fields.rdevMinor, nameBytes.length, 0].map(hex).join('')}`,
     'ascii',
   );
   return Buffer.concat([head, nameBytes, pad4(head.length + nameBytes.length)]);
@@ -42,7 +39,11 @@ export function writeCpio(entries: CpioEntry[]): Buffer {
     const data = e.type === 'file' ? e.data : e.type === 'symlink' ? Buffer.from(e.target, 'utf8') : Buffer.alloc(0);
     const rdev = e.type === 'char' ? [e.major, e.minor] : [0, 0];
     parts.push(
-      record(ino++, { mode: TYPE_BITS[e.type] | (e.mode & 0o7777), uid: e.uid ?? 0, gid: e.gid ?? 0, size: data.length, rdevMajor: rdev[0], rdevMinor: rdev[1] }, path),
+      record(
+        ino++,
+        { mode: TYPE_BITS[e.type] | (e.mode & 0o7777), uid: e.uid ?? 0, gid: e.gid ?? 0, size: data.length, rdevMajor: rdev[0], rdevMinor: rdev[1] },
+        path,
+      ),
       data,
       pad4(data.length),
     );

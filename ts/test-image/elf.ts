@@ -81,8 +81,14 @@ export function readDynamic(buf: Buffer): DynamicInfo {
   let runpath: string[] | undefined;
   for (const [tag, value] of entries) {
     if (tag === DT_NEEDED) info.needed.push(cString(buf, strtab + value));
-    else if (tag === DT_RPATH) rpath = cString(buf, strtab + value).split(':').filter(Boolean);
-    else if (tag === DT_RUNPATH) runpath = cString(buf, strtab + value).split(':').filter(Boolean);
+    else if (tag === DT_RPATH)
+      rpath = cString(buf, strtab + value)
+        .split(':')
+        .filter(Boolean);
+    else if (tag === DT_RUNPATH)
+      runpath = cString(buf, strtab + value)
+        .split(':')
+        .filter(Boolean);
   }
   info.searchPath = runpath ?? rpath;
   return info;

@@ -35,7 +35,13 @@ export async function writeIn(stage: string, to: string, content: string | Buffe
  * Installs programs (tree path → stage path) and every library they need, at the paths ld.so searches.
  * Returns the ELF interpreter first, then the libraries, e.g. for copying them to an image's flat lib/.
  */
-export async function installPrograms(extracted: string, stage: string, programs: Record<string, string>, extraDirs: string[] = [], triplet?: string): Promise<ResolvedLibrary[]> {
+export async function installPrograms(
+  extracted: string,
+  stage: string,
+  programs: Record<string, string>,
+  extraDirs: string[] = [],
+  triplet?: string,
+): Promise<ResolvedLibrary[]> {
   for (const [from, to] of Object.entries(programs)) await copyIn(extracted, from, stage, to);
   const { interpreter, libraries } = await libraryClosure(extracted, Object.keys(programs), extraDirs, triplet);
   if (!interpreter) throw new Error(`${Object.keys(programs).join(', ')}: no ELF interpreter, expected dynamic Debian programs`);
@@ -51,7 +57,10 @@ export async function installPrograms(extracted: string, stage: string, programs
 /** Lists busybox's applets with their install paths (`/bin/sh`, `/sbin/ip`, …), by running the static binary. */
 export async function busyboxApplets(busybox: string): Promise<string[]> {
   const { stdout } = await exec(busybox, ['--list-full']);
-  return stdout.split('\n').filter(Boolean).map((p) => `/${p}`);
+  return stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((p) => `/${p}`);
 }
 
 /**

@@ -29,7 +29,12 @@ function variantTar(imageTar: string, work: string, name: string, compress: stri
   execFileSync('tar', ['-xf', imageTar, '-C', dir]);
   const image = join(dir, 'emergency-image');
   execFileSync('sh', ['-c', `zstd -q -d -c initrd > initrd.cpio && ${compress} initrd.cpio > initrd && rm initrd.cpio`], { cwd: image });
-  const sums = readFileSync(join(image, 'SHA256SUMS'), 'utf8').replace(/^\S+(  initrd)$/m, `${createHash('sha256').update(readFileSync(join(image, 'initrd'))).digest('hex')}$1`);
+  const sums = readFileSync(join(image, 'SHA256SUMS'), 'utf8').replace(
+    /^\S+( {2}initrd)$/m,
+    `${createHash('sha256')
+      .update(readFileSync(join(image, 'initrd')))
+      .digest('hex')}$1`,
+  );
   writeFileSync(join(image, 'SHA256SUMS'), sums);
   const tar = join(work, `${name.replace(/\W+/g, '-')}.tar`);
   execFileSync('tar', ['--format=ustar', '-cf', tar, '-C', dir, 'emergency-image']);

@@ -102,7 +102,9 @@ async function jumpOnce(arch: Arch, imageTar: string, method: (typeof METHODS)[n
     const dir = '/dev/shm/k/emergency-image';
     // printk.time=1: the rescue kernel's console lines carry their timestamps (dmesg has them anyway).
     await link.run(`cd ${dir} && busybox sed -i 's/$/ printk.time=1/' cmdline`);
-    const keys = Object.keys(server.hostKeys).map((t) => `/etc/ssh/ssh_host_${t}_key`).join(' ');
+    const keys = Object.keys(server.hostKeys)
+      .map((t) => `/etc/ssh/ssh_host_${t}_key`)
+      .join(' ');
     const packed = await link.exec([], `cd ${dir} && sh ./kexec-run.sh --load-only ${keys}`, false, restoreTar(work, server));
     if (!/kexec_loaded=1/.test(packed.stdout)) throw new Error(`kexec-run.sh --load-only failed: ${packed.stdout}${packed.stderr}`);
     const kexec = `${dir}/lib/ld.so --library-path ${dir}/lib ${dir}/bin/kexec`;
@@ -111,9 +113,15 @@ async function jumpOnce(arch: Arch, imageTar: string, method: (typeof METHODS)[n
     const load = await link.exec([], `cd ${dir} && ${kexec} ${method.flags.join(' ')} -l kernel --initrd=initrd --command-line="$(cat cmdline)"`);
     if (load.code !== 0) return { error: load.stderr.trim().split('\n').pop() ?? `exit ${load.code}` };
     const from = server.serialLog().length;
-    const watch = watchSerial(server.serialLog, { marker: /bench: kexec -e now/, oldDone: /Starting new kernel/, ready: /emergency-rescue: rescue system ready/ }, from);
+    const watch = watchSerial(
+      server.serialLog,
+      { marker: /bench: kexec -e now/, oldDone: /Starting new kernel/, ready: /emergency-rescue: rescue system ready/ },
+      from,
+    );
     // Console loglevel 8, so the old kernel prints "Starting new kernel" (a notice) on its way out.
-    await link.run(`echo 8 >/proc/sys/kernel/printk; busybox setsid sh -c 'usleep 300000; echo "<2>bench: kexec -e now" >/dev/kmsg; exec ${kexec} -e' </dev/null >/dev/null 2>&1 &`);
+    await link.run(
+      `echo 8 >/proc/sys/kernel/printk; busybox setsid sh -c 'usleep 300000; echo "<2>bench: kexec -e now" >/dev/kmsg; exec ${kexec} -e' </dev/null >/dev/null 2>&1 &`,
+    );
     await link.close().catch(() => {});
     const deadline = Date.now() + 300_000;
     while (watch.seen.marker === undefined && Date.now() < deadline) await sleep(5);
@@ -128,7 +136,8 @@ async function jumpOnce(arch: Arch, imageTar: string, method: (typeof METHODS)[n
       await sleep(50);
     }
     watch.stop();
-    if (banner === undefined || watch.seen.marker === undefined) throw new Error(`the rescue did not answer (marker ${watch.seen.marker === undefined ? 'not seen' : 'seen'}):\n${server.serialLog().slice(-3000)}`);
+    if (banner === undefined || watch.seen.marker === undefined)
+      throw new Error(`the rescue did not answer (marker ${watch.seen.marker === undefined ? 'not seen' : 'seen'}):\n${server.serialLog().slice(-3000)}`);
     const rescue = await Link.open(server, 'root');
     const zero = await kernelZero(rescue);
     const dmesg = parsePrintkLines((await rescue.run('dmesg')).stdout);
@@ -163,7 +172,12 @@ async function directBoot(imageTar: string, arch: Arch): Promise<{ kernelZeroS: 
     await link.close().catch(() => {});
     const base = (zero - started) / 1000;
     const at = (s: number | undefined) => (s === undefined ? undefined : base + s);
-    return { kernelZeroS: base, runInitS: at(printkTime(dmesg, /Run \/init as init process/)), crngReadyS: at(printkTime(dmesg, /crng init done/)), sshBannerS: vm.bootToSshMs / 1000 };
+    return {
+      kernelZeroS: base,
+      runInitS: at(printkTime(dmesg, /Run \/init as init process/)),
+      crngReadyS: at(printkTime(dmesg, /crng init done/)),
+      sshBannerS: vm.bootToSshMs / 1000,
+    };
   } finally {
     await vm.stop();
   }
@@ -195,7 +209,11 @@ async function main(): Promise<void> {
     const load = execFileSync('uptime', { encoding: 'utf8' }).trim();
     rows.push([`${arch} (${ARCHES[arch].qemu.binary}, TCG)`, '', `load: ${load.replace(/^.*load average/, 'load average')}`]);
     rows.push(['direct boot: QEMU start → kernel zero', sec(direct.kernelZeroS), 'firmware + boot loader + decompressor']);
-    rows.push(['  → Run /init', sec(direct.runInitS ?? NaN), direct.crngReadyS !== undefined ? `crng ready at ${sec(direct.crngReadyS)}` : 'no "crng init done" line']);
+    rows.push([
+      '  → Run /init',
+      sec(direct.runInitS ?? NaN),
+      direct.crngReadyS !== undefined ? `crng ready at ${sec(direct.crngReadyS)}` : 'no "crng init done" line',
+    ]);
     rows.push(['  → SSH banner', sec(direct.sshBannerS)]);
     for (const method of METHODS) {
       const list = results[method.name];

@@ -62,7 +62,15 @@ interface RunResult {
 
 interface Report {
   machine: { nproc: number; cpu: string; qemu: string; accel: string; kernel: string; node: string; load: string; shaping?: string };
-  image: { wireBytes: number; tarBytes: number; busyboxBytes: number; kernelBytes: number; initrdBytes: number; unpackedBytes: number; rescueUnpackedBytes: number };
+  image: {
+    wireBytes: number;
+    tarBytes: number;
+    busyboxBytes: number;
+    kernelBytes: number;
+    initrdBytes: number;
+    unpackedBytes: number;
+    rescueUnpackedBytes: number;
+  };
   rescueBootS?: number;
   runs: RunResult[];
   median?: { totalS: number; steps: Record<string, number>; otherS: number; rttMs: number; uploadMiBps: number; roundTrips: number; rescueAnswersS: number };
@@ -87,8 +95,18 @@ function machine(arch: Arch): Report['machine'] {
   const { binary, machine: board, cpu } = ARCHES[arch].qemu;
   const qemu = execFileSync(binary, ['--version'], { encoding: 'utf8' }).split('\n')[0];
   // Other work on the machine slows TCG: the load average at the start says how quiet it was.
-  const load = execFileSync('uptime', { encoding: 'utf8' }).trim().replace(/^.*load average/, 'load average');
-  return { nproc: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', qemu, accel: `TCG, 1 vCPU, ${[...board, '-cpu', cpu].join(' ')}`, kernel: execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim(), node: process.version, load };
+  const load = execFileSync('uptime', { encoding: 'utf8' })
+    .trim()
+    .replace(/^.*load average/, 'load average');
+  return {
+    nproc: cpus().length,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    qemu,
+    accel: `TCG, 1 vCPU, ${[...board, '-cpu', cpu].join(' ')}`,
+    kernel: execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim(),
+    node: process.version,
+    load,
+  };
 }
 
 function imageFacts(image: Image): Report['image'] {
@@ -146,7 +164,8 @@ async function rescueOnce(imagePath: string, image: Image, first: boolean, arch:
     const cli = await runCli(['--yes', '--timeout', '480', '--image', imagePath, ...targetArgs(target, 'root')], { timeoutMs: 900_000 });
     poller.stop();
     await link.close().catch(() => {});
-    if (cli.code !== 0) throw new Error(`the rescue failed (exit ${cli.code}):\n${cli.stderr}\n--- serial ---\n${server.serialLog().split('\n').slice(-30).join('\n')}`);
+    if (cli.code !== 0)
+      throw new Error(`the rescue failed (exit ${cli.code}):\n${cli.stderr}\n--- serial ---\n${server.serialLog().split('\n').slice(-30).join('\n')}`);
     const check = await server.ssh('root', 'cat /proc/cmdline');
     if (!/emergency\.rescue=1/.test(check.stdout)) throw new Error(`after the CLI finished, ssh does not reach the rescue system: ${check.stderr}`);
 
@@ -224,7 +243,9 @@ function summarise(report: Report): void {
 function table(report: Report): string {
   const med = report.median!;
   const n = report.runs.length;
-  const rows: [string, string, string?][] = [[`time-to-rescue (median of ${n})`, sec(med.totalS), 'CLI start → the CLI has run a command as root on the rescue system']];
+  const rows: [string, string, string?][] = [
+    [`time-to-rescue (median of ${n})`, sec(med.totalS), 'CLI start → the CLI has run a command as root on the rescue system'],
+  ];
   for (const step of [...STEPS, ...Object.keys(med.steps).filter((s) => !STEPS.includes(s))]) {
     if (med.steps[step] !== undefined) rows.push([`  ${step}`, sec(med.steps[step])]);
   }
@@ -232,23 +253,46 @@ function table(report: Report): string {
   rows.push(['  kexec → rescue sshd answers', sec(med.rescueAnswersS), 'inside wait']);
   if (report.floor) {
     const f = report.floor;
-    rows.push(['floor', sec(f.totalS), `upload ${mb(report.image.wireBytes)} at ${med.uploadMiBps.toFixed(2)} MiB/s = ${sec(f.uploadS)} + rescue boot→sshd ${sec(f.rescueBootS)} + 1 RTT ${sec(f.rttS)}`]);
+    rows.push([
+      'floor',
+      sec(f.totalS),
+      `upload ${mb(report.image.wireBytes)} at ${med.uploadMiBps.toFixed(2)} MiB/s = ${sec(f.uploadS)} + rescue boot→sshd ${sec(f.rescueBootS)} + 1 RTT ${sec(f.rttS)}`,
+    ]);
     rows.push(['overhead above the floor', sec(f.overheadS)]);
   }
   rows.push(['ssh round trips before kexec', String(med.roundTrips)]);
   rows.push(['ssh round trip (median)', `${med.rttMs.toFixed(0)} ms`, 'one command over the open connection']);
   const parts = report.runs[0].stageParts;
-  if (parts) rows.push(['stage, timed apart (VM)', sec(parts.uploadS + parts.tarS + parts.sha256S), `upload ${sec(parts.uploadS)} + tar -x ${sec(parts.tarS)} + sha256sum -c ${sec(parts.sha256S)}`]);
+  if (parts)
+    rows.push([
+      'stage, timed apart (VM)',
+      sec(parts.uploadS + parts.tarS + parts.sha256S),
+      `upload ${sec(parts.uploadS)} + tar -x ${sec(parts.tarS)} + sha256sum -c ${sec(parts.sha256S)}`,
+    ]);
   const mem = median(report.runs.map((r) => r.memory.usedBytes));
   const tmpfs = median(report.runs.map((r) => r.memory.tmpfsBytes));
   rows.push(['host memory for staging (peak)', mb(mem), `MemAvailable drop; tmpfs (Shmem) ${mb(tmpfs)}; the rest ≈ kexec segments`]);
-  rows.push(['image unpacked (tmpfs)', mb(report.image.unpackedBytes), `kernel ${mb(report.image.kernelBytes)} + initrd ${mb(report.image.initrdBytes)} = kexec segments`]);
+  rows.push([
+    'image unpacked (tmpfs)',
+    mb(report.image.unpackedBytes),
+    `kernel ${mb(report.image.kernelBytes)} + initrd ${mb(report.image.initrdBytes)} = kexec segments`,
+  ]);
   rows.push(['image on the wire', mb(report.image.wireBytes), 'busybox + tar, uncompressed tar of zstd kernel/initrd']);
   rows.push(['rescue system unpacked (RAM)', mb(report.image.rescueUnpackedBytes), 'image.info rescue_unpacked_bytes']);
   if (report.shaped?.median) {
     const s = report.shaped.median;
-    rows.push([`with ${report.shaped.machine.shaping}`, sec(s.totalS), Object.entries(s.steps).map(([k, v]) => `${k} ${sec(v)}`).join(' · ')]);
-    rows.push(['  link there (measured)', `${s.rttMs.toFixed(0)} ms`, `RTT; upload ${s.uploadMiBps.toFixed(2)} MiB/s; ${s.roundTrips} round trips before kexec`]);
+    rows.push([
+      `with ${report.shaped.machine.shaping}`,
+      sec(s.totalS),
+      Object.entries(s.steps)
+        .map(([k, v]) => `${k} ${sec(v)}`)
+        .join(' · '),
+    ]);
+    rows.push([
+      '  link there (measured)',
+      `${s.rttMs.toFixed(0)} ms`,
+      `RTT; upload ${s.uploadMiBps.toFixed(2)} MiB/s; ${s.roundTrips} round trips before kexec`,
+    ]);
     const f = report.shaped.floor;
     if (f) {
       rows.push(['  floor there', sec(f.totalS), `upload ${sec(f.uploadS)} + rescue boot→sshd ${sec(f.rescueBootS)} + 1 RTT ${sec(f.rttS)}`]);
@@ -256,9 +300,22 @@ function table(report: Report): string {
     }
   }
   if (report.url && 'hostFetch' in report.url) {
-    for (const [label, r] of [['--image URL, the host fetches', report.url.hostFetch], ['--image URL, the CLI fetches (no route)', report.url.cliFetch]] as const) {
-      rows.push([`${label} (shaped)`, sec(r.totalS), Object.entries(r.steps).map(([k, v]) => `${k} ${sec(v)}`).join(' · ')]);
-      rows.push(['  download', r.fetch, label.includes('host') ? 'host ← HTTP server over guestfwd (unshaped)' : 'CLI ← HTTP server over the shaped link, then streamed over it']);
+    for (const [label, r] of [
+      ['--image URL, the host fetches', report.url.hostFetch],
+      ['--image URL, the CLI fetches (no route)', report.url.cliFetch],
+    ] as const) {
+      rows.push([
+        `${label} (shaped)`,
+        sec(r.totalS),
+        Object.entries(r.steps)
+          .map(([k, v]) => `${k} ${sec(v)}`)
+          .join(' · '),
+      ]);
+      rows.push([
+        '  download',
+        r.fetch,
+        label.includes('host') ? 'host ← HTTP server over guestfwd (unshaped)' : 'CLI ← HTTP server over the shaped link, then streamed over it',
+      ]);
     }
   } else if (report.url) rows.push(['--image URL runs', 'skipped', report.url.skipped]);
   return renderTable(rows);
@@ -277,19 +334,27 @@ async function main(): Promise<void> {
   const runs = Number(values.runs ?? (values.quick ? 1 : 3));
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs needs a whole number ≥ 1');
   const arch = parseArch(values.arch);
-  const report: Report = { machine: machine(arch), image: { wireBytes: 0, tarBytes: 0, busyboxBytes: 0, kernelBytes: 0, initrdBytes: 0, unpackedBytes: 0, rescueUnpackedBytes: 0 }, runs: [] };
+  const report: Report = {
+    machine: machine(arch),
+    image: { wireBytes: 0, tarBytes: 0, busyboxBytes: 0, kernelBytes: 0, initrdBytes: 0, unpackedBytes: 0, rescueUnpackedBytes: 0 },
+    runs: [],
+  };
   const imagePath = await buildTestImage(log, arch);
   const image = await loadImage(imagePath);
   report.image = imageFacts(image);
 
-  log('the rescue image booted directly in QEMU (the floor\'s boot → sshd)');
+  log("the rescue image booted directly in QEMU (the floor's boot → sshd)");
   const rescue = await bootRescueImage(imagePath, { timeoutMs: 240_000 });
   report.rescueBootS = rescue.bootToSshMs / 1000;
   await rescue.stop();
   for (let i = 0; i < runs; i++) {
     log(`rescue ${i + 1} of ${runs}`);
     const r = await rescueOnce(imagePath, image, i === 0, arch);
-    log(`  ${sec(r.totalS)}: ${Object.entries(r.steps).map(([k, v]) => `${k} ${sec(v)}`).join(', ')}`);
+    log(
+      `  ${sec(r.totalS)}: ${Object.entries(r.steps)
+        .map(([k, v]) => `${k} ${sec(v)}`)
+        .join(', ')}`,
+    );
     report.runs.push(r);
   }
   summarise(report);
@@ -297,7 +362,11 @@ async function main(): Promise<void> {
   if (!values.quick && !values['no-shaped']) {
     log(`rescue over ${SHAPED.label}`);
     const r = await rescueOnce(imagePath, image, false, arch, true);
-    log(`  ${sec(r.totalS)}: ${Object.entries(r.steps).map(([k, v]) => `${k} ${sec(v)}`).join(', ')}`);
+    log(
+      `  ${sec(r.totalS)}: ${Object.entries(r.steps)
+        .map(([k, v]) => `${k} ${sec(v)}`)
+        .join(', ')}`,
+    );
     report.shaped = { machine: { ...report.machine, shaping: SHAPED.label }, image: report.image, rescueBootS: report.rescueBootS, runs: [r] };
     summarise(report.shaped);
   }

@@ -35,7 +35,9 @@ async function main(): Promise<void> {
     const interactive = process.stdin.isTTY ? [] : ['--yes'];
     const run = spawnSync(process.execPath, [cli, ...interactive, '--image', image, ...targetArgs(server, 'admin')], { stdio: 'inherit' });
     if (run.status !== 0) {
-      process.stdout.write(`\nemergency exited with ${run.status}; the serial console of the VM ends with:\n${server.serialLog().split('\n').slice(-20).join('\n')}\n`);
+      process.stdout.write(
+        `\nemergency exited with ${run.status}; the serial console of the VM ends with:\n${server.serialLog().split('\n').slice(-20).join('\n')}\n`,
+      );
       process.exitCode = run.status ?? 1;
       return;
     }

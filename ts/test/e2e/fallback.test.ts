@@ -93,12 +93,20 @@ describe('fallback reboot end to end (needs QEMU)', { skip, timeout: 1_800_000 }
     it('--dry-run shows the setting; the rescue is confirmed and still up, same boot, after the fallback time', async () => {
       const dry = await runCli(['--dry-run', '--fallback-reboot', '45s', '--image', image, ...targetArgs(server, 'root')], { timeoutMs: 300_000 });
       assert.equal(dry.code, 0, dry.stderr);
-      assert.match(dry.stdout, /Fallback reboot: if this host cannot be reached, it reboots into its installed system at about \d\d:\d\d \(45 s after the rescue system starts\)/);
+      assert.match(
+        dry.stdout,
+        /Fallback reboot: if this host cannot be reached, it reboots into its installed system at about \d\d:\d\d \(45 s after the rescue system starts\)/,
+      );
 
       // The old system's DHCP client identity: it must reach the rescue through the host, not the operator.
-      const identity = await patiently((c) => server.ssh('root', c), 'mkdir -p /var/lib/dhcpcd && echo 0123456789abcdef0123456789abcdef >/etc/machine-id && printf "00:04:de:ad:be:ef\\n" >/var/lib/dhcpcd/duid');
+      const identity = await patiently(
+        (c) => server.ssh('root', c),
+        'mkdir -p /var/lib/dhcpcd && echo 0123456789abcdef0123456789abcdef >/etc/machine-id && printf "00:04:de:ad:be:ef\\n" >/var/lib/dhcpcd/duid',
+      );
       assert.equal(identity.code, 0, identity.stderr);
-      const result = await runCli(['--yes', '--fallback-reboot', '45s', '--timeout', '300', '--image', image, ...targetArgs(server, 'root')], { timeoutMs: 600_000 });
+      const result = await runCli(['--yes', '--fallback-reboot', '45s', '--timeout', '300', '--image', image, ...targetArgs(server, 'root')], {
+        timeoutMs: 600_000,
+      });
       assert.equal(result.code, 0, `rescue failed:\n${result.stderr}\n--- serial ---\n${tail(server.serialLog())}`);
       assert.match(result.stdout, /at about \d\d:\d\d \(45 s after the rescue system starts\)/, 'the confirmation screen says it before the kexec');
       assert.match(result.stderr, /fallback reboot confirmed \d+\.\d s after kexec \(\d+ s into its 45 s\): the rescue system stays up/);
@@ -158,7 +166,10 @@ describe('fallback reboot end to end (needs QEMU)', { skip, timeout: 1_800_000 }
       assert.match(result.stderr, /running its installed system, not the rescue: the fallback reboot \(30 s\) brought it back/);
       assert.match(result.stderr, /Log in as usual/);
 
-      const now = await patiently((c) => server.ssh('root', c), 'cat /proc/sys/kernel/random/boot_id; test -e /etc/emergency-rescue && echo rescue-marker; cat /proc/cmdline');
+      const now = await patiently(
+        (c) => server.ssh('root', c),
+        'cat /proc/sys/kernel/random/boot_id; test -e /etc/emergency-rescue && echo rescue-marker; cat /proc/cmdline',
+      );
       assert.equal(now.code, 0, now.stderr);
       const [bootId, second] = now.stdout.trim().split('\n');
       assert.notEqual(bootId, oldBoot, 'a new boot');
@@ -166,7 +177,11 @@ describe('fallback reboot end to end (needs QEMU)', { skip, timeout: 1_800_000 }
       assert.doesNotMatch(now.stdout, /emergency\.rescue=1/);
       // The order on the console: armed in the rescue, fired, the installed system booted. (The rescue may not get to
       // "rescue system ready" first: with its link down, restore.sh is still waiting for a gateway at 30 s.)
-      assert.match(server.serialLog(), /fallback reboot armed: unless confirmed within 30 s[\s\S]*not confirmed within 30 s[\s\S]*reboot: Restarting system[\s\S]*test-server: server ready/, 'rescue, fallback, installed system, in that order');
+      assert.match(
+        server.serialLog(),
+        /fallback reboot armed: unless confirmed within 30 s[\s\S]*not confirmed within 30 s[\s\S]*reboot: Restarting system[\s\S]*test-server: server ready/,
+        'rescue, fallback, installed system, in that order',
+      );
       console.log(
         `# fallback: kexec trigger → fallback reboot ${((fallbackAt - triggeredAt) / 1000).toFixed(1)} s; ` +
           `→ CLI exit 7 (installed system answering) ${((doneAt - triggeredAt) / 1000).toFixed(1)} s`,

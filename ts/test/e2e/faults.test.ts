@@ -11,7 +11,20 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -35,7 +48,23 @@ const skip = (await qemuAvailable()) ? false : 'needs qemu-system-x86_64 (instal
 
 /** The CLI's ssh arguments for a test server with a chosen user, key and known_hosts (targetArgs' shape). */
 function sshTarget(port: number, user: string, identity: string, knownHostsFile: string): string[] {
-  return ['-p', String(port), '-i', identity, '-F', '/dev/null', '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${knownHostsFile}`, '-o', 'GlobalKnownHostsFile=/dev/null', `${user}@127.0.0.1`];
+  return [
+    '-p',
+    String(port),
+    '-i',
+    identity,
+    '-F',
+    '/dev/null',
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    `UserKnownHostsFile=${knownHostsFile}`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    `${user}@127.0.0.1`,
+  ];
 }
 
 /** The failure as a message for assertions: the CLI's stderr and the host's console tail. */
@@ -153,12 +182,14 @@ const NOSUDO_PASSWORD = randomBytes(12).toString('hex');
 /** Rescues take longer than refusals: the CLI waits for the rescue system, under TCG. */
 const RESCUE_TIMEOUT = { args: ['--timeout', '240'], ms: 400_000 };
 
-const withFaults = (faults: ServerScenario['faults'], change: (s: ServerScenario) => void = () => {}) => () => {
-  const scenario = defaultScenario();
-  scenario.faults = faults;
-  change(scenario);
-  return scenario;
-};
+const withFaults =
+  (faults: ServerScenario['faults'], change: (s: ServerScenario) => void = () => {}) =>
+  () => {
+    const scenario = defaultScenario();
+    scenario.faults = faults;
+    change(scenario);
+    return scenario;
+  };
 
 const DEFAULT_SERVER: ServerSpec = {
   title: 'fault matrix on the default server: refusals, interrupts, then a rescue through password sudo (needs QEMU)',
@@ -342,7 +373,8 @@ const FAULTS: FaultRow[] = [
     exit: ExitCode.Refused,
     says: [/nosudo cannot become root on nosudo@127\.0\.0\.1: no sudo or doas rights/],
     host: 'unchanged',
-    check: async (_, result) => assert.ok(!result.stdout.includes(NOSUDO_PASSWORD) && !result.stderr.includes(NOSUDO_PASSWORD), 'the password is not echoed or printed'),
+    check: async (_, result) =>
+      assert.ok(!result.stdout.includes(NOSUDO_PASSWORD) && !result.stderr.includes(NOSUDO_PASSWORD), 'the password is not echoed or printed'),
   },
   {
     name: 'corrupted image: the host refuses it by its checksums → exit 5, host unchanged',
@@ -424,9 +456,18 @@ const FAULTS: FaultRow[] = [
     check: async (ctx) => {
       // The wait step polls with its own fresh connections: it must stop at the changed key, not wait it out.
       const other = otherHostKnownHosts(ctx);
-      const remote = new SshRemote({ destination: '127.0.0.1', port: ctx.server.port, identity: ctx.server.keys.root, configFile: '/dev/null', options: ['IdentitiesOnly=yes', 'BatchMode=yes', `UserKnownHostsFile=${other}`, 'GlobalKnownHostsFile=/dev/null'] });
+      const remote = new SshRemote({
+        destination: '127.0.0.1',
+        port: ctx.server.port,
+        identity: ctx.server.keys.root,
+        configFile: '/dev/null',
+        options: ['IdentitiesOnly=yes', 'BatchMode=yes', `UserKnownHostsFile=${other}`, 'GlobalKnownHostsFile=/dev/null'],
+      });
       const started = Date.now();
-      await assert.rejects(waitForRescue(remote, new RecordingUi(), { oldBootId: 'the-old-boot', triggeredAt: Date.now(), timeoutSeconds: 60, fallbackReboot: 'off' }), (e: { exitCode: number; message: string }) => e.exitCode === ExitCode.HostKeyChanged && /different SSH host key/.test(e.message));
+      await assert.rejects(
+        waitForRescue(remote, new RecordingUi(), { oldBootId: 'the-old-boot', triggeredAt: Date.now(), timeoutSeconds: 60, fallbackReboot: 'off' }),
+        (e: { exitCode: number; message: string }) => e.exitCode === ExitCode.HostKeyChanged && /different SSH host key/.test(e.message),
+      );
       assert.ok(Date.now() - started < 30_000, 'refused at the first answer, not after the timeout');
     },
   },
@@ -445,33 +486,52 @@ const FAULTS: FaultRow[] = [
     host: 'unchanged',
   },
 
-  rescueRow('stages in a tmpfs under /run and rescues; the network comes back by MAC', READ_ONLY_ROOT, [/staged in a tmpfs at \/run\/emergency\.\d+/], async (ctx) => {
-    const facts = await ctx.server.ssh('root', "awk '$2 == \"/\" { print $4 }' /proc/mounts; test -e /nix && echo has-nix; touch /tmp/probe 2>/dev/null && echo tmp-writable; true");
-    assert.match(facts.stdout, /^ro[,\n]/, 'the root filesystem is read-only');
-    assert.doesNotMatch(facts.stdout, /has-nix|tmp-writable/, 'no /nix, no writable /tmp');
-  }),
+  rescueRow(
+    'stages in a tmpfs under /run and rescues; the network comes back by MAC',
+    READ_ONLY_ROOT,
+    [/staged in a tmpfs at \/run\/emergency\.\d+/],
+    async (ctx) => {
+      const facts = await ctx.server.ssh(
+        'root',
+        'awk \'$2 == "/" { print $4 }\' /proc/mounts; test -e /nix && echo has-nix; touch /tmp/probe 2>/dev/null && echo tmp-writable; true',
+      );
+      assert.match(facts.stdout, /^ro[,\n]/, 'the root filesystem is read-only');
+      assert.doesNotMatch(facts.stdout, /has-nix|tmp-writable/, 'no /nix, no writable /tmp');
+    },
+  ),
 
-  rescueRow('nothing writable for a tmpfs dir (/run, /dev/shm, /tmp read-only): stages over /mnt and rescues (needs QEMU)', NO_WRITABLE_TMPFS_DIRS, [/staged in a tmpfs at \/mnt;/], async (ctx) => {
-    // The remount runs in the background once sshd is up: wait for it (a new login each time, as root).
-    const PROBE = "for m in / /run /dev/shm; do awk -v m=$m '$2 == m { print m, $4 }' /proc/mounts; done; " +
-      'for d in /run /dev/shm /tmp /var/tmp; do mkdir $d/probe.$$ 2>/dev/null && { rmdir $d/probe.$$; echo writable $d; }; done; test -d /mnt && echo mnt-dir; true';
-    let facts = '';
-    for (let i = 0; i < 40; i++) {
-      facts = (await ctx.server.ssh('root', PROBE)).stdout;
-      if (/^\/run ro[,\n]/m.test(facts)) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    for (const m of ['/', '/run', '/dev/shm']) assert.match(facts, new RegExp(`^${m} ro[,\\n]`, 'm'), `${m} is read-only: ${facts}`);
-    assert.doesNotMatch(facts, /writable/, `no writable /run, /dev/shm, /tmp or /var/tmp: ${facts}`);
-    assert.match(facts, /^mnt-dir$/m, '/mnt exists');
-    const sudo = await ctx.server.ssh('admin', 'sudo -n id -u');
-    assert.equal(sudo.stdout.trim(), '0', `a new login still gets sudo: ${sudo.stderr}`);
-  }),
+  rescueRow(
+    'nothing writable for a tmpfs dir (/run, /dev/shm, /tmp read-only): stages over /mnt and rescues (needs QEMU)',
+    NO_WRITABLE_TMPFS_DIRS,
+    [/staged in a tmpfs at \/mnt;/],
+    async (ctx) => {
+      // The remount runs in the background once sshd is up: wait for it (a new login each time, as root).
+      const PROBE =
+        "for m in / /run /dev/shm; do awk -v m=$m '$2 == m { print m, $4 }' /proc/mounts; done; " +
+        'for d in /run /dev/shm /tmp /var/tmp; do mkdir $d/probe.$$ 2>/dev/null && { rmdir $d/probe.$$; echo writable $d; }; done; test -d /mnt && echo mnt-dir; true';
+      let facts = '';
+      for (let i = 0; i < 40; i++) {
+        facts = (await ctx.server.ssh('root', PROBE)).stdout;
+        if (/^\/run ro[,\n]/m.test(facts)) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      for (const m of ['/', '/run', '/dev/shm']) assert.match(facts, new RegExp(`^${m} ro[,\\n]`, 'm'), `${m} is read-only: ${facts}`);
+      assert.doesNotMatch(facts, /writable/, `no writable /run, /dev/shm, /tmp or /var/tmp: ${facts}`);
+      assert.match(facts, /^mnt-dir$/m, '/mnt exists');
+      const sudo = await ctx.server.ssh('admin', 'sudo -n id -u');
+      assert.equal(sudo.stdout.trim(), '0', `a new login still gets sudo: ${sudo.stderr}`);
+    },
+  ),
 
-  rescueRow("captures the network with the image's ip after staging, and restores it by MAC", NO_TOOLS, [/captured with the image's ip after staging/, /✓ capture \(image ip\) /], async (ctx) => {
-    const tools = await ctx.server.ssh('admin', 'for t in ip tar cpio gzip; do command -v "$t" && echo "has $t"; done; true');
-    assert.doesNotMatch(tools.stdout, /has /, `the tools are gone: ${tools.stdout}`);
-  }),
+  rescueRow(
+    "captures the network with the image's ip after staging, and restores it by MAC",
+    NO_TOOLS,
+    [/captured with the image's ip after staging/, /✓ capture \(image ip\) /],
+    async (ctx) => {
+      const tools = await ctx.server.ssh('admin', 'for t in ip tar cpio gzip; do command -v "$t" && echo "has $t"; done; true');
+      assert.doesNotMatch(tools.stdout, /has /, `the tools are gone: ${tools.stdout}`);
+    },
+  ),
   {
     name: "the operator's address is on a macvlan: refused with exit 4 (operator-path) naming the address, the interface and why; host unchanged",
     on: OPERATOR_ON_MACVLAN,
@@ -506,7 +566,6 @@ const FAULTS: FaultRow[] = [
     saysNot: [/segment\[0\]/],
     host: 'unchanged',
   },
-
 ];
 
 /** known_hosts claiming other host keys for the server: what a host with a changed key looks like. */

@@ -27,11 +27,13 @@ const TCP_PIPE = fileURLToPath(new URL('../lib/tcp-pipe.js', import.meta.url));
 const GUESTFWD = [{ addr: ADDR, port: PORT, cmd: `${process.execPath} ${TCP_PIPE} ${ADDR} ${PORT}` }];
 
 const skip = !(await qemuAvailable()) ? 'needs qemu-system-x86_64 (installed by .ci/run)' : netnsUnavailable();
-const where = skip ? 'skipped' : await ownNetns(import.meta.url, [ADDR], async () => {
-  // With the network, before the namespace: the image and the server base (cached after the first build).
-  await buildTestImage();
-  await buildServerBase();
-});
+const where = skip
+  ? 'skipped'
+  : await ownNetns(import.meta.url, [ADDR], async () => {
+      // With the network, before the namespace: the image and the server base (cached after the first build).
+      await buildTestImage();
+      await buildServerBase();
+    });
 
 const tail = (s: TestServer) => s.serialLog().split('\n').slice(-30).join('\n');
 /** The CLI's own requests carry this User-Agent; the host's busybox wget says Wget (its --spider probe is a GET too). */
@@ -99,7 +101,10 @@ if (where !== 'parent') {
         const hostGets = byHost(served, `/${tarName}`);
         assert.ok(hostGets.length >= 1 && hostGets.length <= 2, `the host probed and downloaded the tarball: ${hostGets.length} GETs`);
         const size = readFileSync(await buildTestImage()).length;
-        assert.ok(hostGets.some((r) => r.bytes === size), 'all of it, once');
+        assert.ok(
+          hostGets.some((r) => r.bytes === size),
+          'all of it, once',
+        );
         const rescue = await server.ssh('root', 'cat /proc/cmdline; test -e /etc/emergency-rescue && echo rescue-marker');
         assert.equal(rescue.code, 0, rescue.stderr);
         assert.match(rescue.stdout, /emergency\.rescue=1/);

@@ -59,8 +59,13 @@ describe('emergency restores a bond, a VLAN on it, a bridge and a dummy (needs Q
     assert.deepEqual(networkDifferences(server.expected, now), [], `every link, member, address and route is back\n${log}`);
     assert.deepEqual(virtualLinkMacs(now), virtualLinkMacs(old), 'bond, VLAN, bridge and dummy carry their old MACs');
     const oldNics = new Set(server.scenario.nics.map((n) => n.name));
-    assert.ok(now.links!.every((l) => !oldNics.has(l.ifname)), 'the rescue kernel named the NICs differently, so matching by MAC was needed');
+    assert.ok(
+      now.links!.every((l) => !oldNics.has(l.ifname)),
+      'the rescue kernel named the NICs differently, so matching by MAC was needed',
+    );
     const steps = result.stderr.match(/✓ \w+ \d+\.\d s/g) ?? [];
-    console.log(`# rescue of the data-centre box: ${(rescueMs / 1000).toFixed(1)} s (${steps.join(', ')}); server boot to ssh ${(server.bootToSshMs / 1000).toFixed(1)} s`);
+    console.log(
+      `# rescue of the data-centre box: ${(rescueMs / 1000).toFixed(1)} s (${steps.join(', ')}); server boot to ssh ${(server.bootToSshMs / 1000).toFixed(1)} s`,
+    );
   });
 });

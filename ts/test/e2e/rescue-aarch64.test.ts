@@ -17,7 +17,8 @@ import { assertRescued } from '../lib/rescue-assertions.js';
 import { defaultScenario, qemuAvailable, startServer, type TestServer } from '../lib/server.js';
 import { makeKey, type KeyPair } from '../lib/ssh.js';
 
-const skip = (await qemuAvailable('aarch64')) && (await qemuAvailable('x86_64')) ? false : 'needs qemu-system-aarch64 and qemu-system-x86_64 (installed by .ci/run)';
+const skip =
+  (await qemuAvailable('aarch64')) && (await qemuAvailable('x86_64')) ? false : 'needs qemu-system-aarch64 and qemu-system-x86_64 (installed by .ci/run)';
 
 /** Runs the CLI with the wrong architecture's image and checks it is refused (exit 4) with the host unchanged. */
 async function assertRefused(server: TestServer, image: string, imageArch: string): Promise<void> {

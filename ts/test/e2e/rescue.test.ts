@@ -45,7 +45,9 @@ describe('emergency rescues a QEMU server end to end (needs QEMU)', { skip, time
     assert.equal((await server.ssh('admin', 'true')).code, 0);
     const before = await server.ssh('root', HOST_SNAPSHOT);
     assert.equal(before.code, 0, before.stderr);
-    const result = await runCli(['--dry-run', '--dump-network', '--json', join(work, 'dry-run.json'), '--image', image, ...targetArgs(server, 'admin')], { cwd: work });
+    const result = await runCli(['--dry-run', '--dump-network', '--json', join(work, 'dry-run.json'), '--image', image, ...targetArgs(server, 'admin')], {
+      cwd: work,
+    });
     assert.equal(result.code, 0, `dry run failed:\n${result.stderr}`);
     // --json: the record validates and holds the host, every check, the plan and the step timings.
     const recordText = readFileSync(join(work, 'dry-run.json'), 'utf8');
@@ -54,7 +56,10 @@ describe('emergency rescues a QEMU server end to end (needs QEMU)', { skip, time
     assert.equal(record.host?.facts.hostname, server.scenario.hostname);
     assert.equal(record.host?.root?.mountpoint, '/');
     assert.equal(record.host?.hostKeys.filter((k) => k.fingerprint).length, Object.keys(server.hostKeys).length);
-    assert.ok(record.checks.length >= 5 && record.checks.every((c) => c.status === 'pass' || c.status === 'warn'), JSON.stringify(record.checks.map((c) => [c.name, c.status])));
+    assert.ok(
+      record.checks.length >= 5 && record.checks.every((c) => c.status === 'pass' || c.status === 'warn'),
+      JSON.stringify(record.checks.map((c) => [c.name, c.status])),
+    );
     const planned = (record.plan?.interfaces as { name?: string; mac?: string }[] | undefined) ?? [];
     for (const nic of server.scenario.nics) assert.ok(JSON.stringify(planned).includes(nic.mac), `the plan has ${nic.mac}`);
     assert.deepEqual(record.steps.map((s) => s.name).slice(0, 2), ['connect', 'preflight']);
@@ -62,7 +67,8 @@ describe('emergency rescues a QEMU server end to end (needs QEMU)', { skip, time
     assert.ok(record.roundTripsBeforeKexec! >= 2);
     for (const key of Object.values(server.hostKeys)) {
       const secret = readFileSync(key.path, 'utf8').split('\n').slice(1, -2).join('');
-      for (let i = 0; i + 24 <= secret.length; i += 24) assert.ok(!recordText.includes(secret.slice(i, i + 24)), 'no piece of a private host key in the record');
+      for (let i = 0; i + 24 <= secret.length; i += 24)
+        assert.ok(!recordText.includes(secret.slice(i, i + 24)), 'no piece of a private host key in the record');
     }
     assert.doesNotMatch(recordText, /PRIVATE KEY/);
     for (const nic of server.scenario.nics) assert.match(result.stdout, new RegExp(`${nic.name}: found by MAC ${nic.mac}`), 'the plan names each NIC by MAC');
@@ -97,8 +103,18 @@ describe('emergency rescues a QEMU server end to end (needs QEMU)', { skip, time
     assert.equal(record.exitCode, result.code);
     await assertRescued(server, result, { oldBoot, backupKey });
     assert.equal(record.outcome, 'rescued');
-    assert.deepEqual(record.steps.map((s) => s.name), ['connect', 'preflight', 'capture', 'plan', 'checks', 'stage', 'kexec', 'wait']);
+    assert.deepEqual(
+      record.steps.map((s) => s.name),
+      ['connect', 'preflight', 'capture', 'plan', 'checks', 'stage', 'kexec', 'wait'],
+    );
     assert.match(record.rescue?.summary ?? '', /^old root: {2}root \(tmpfs/m, 'the record carries the rescue summary');
+    // The restore report as the wait step read it: the fallback confirmed by the CLI, restore.sh's last line done/ok.
+    const restore = record.restoreReport as { fallback?: { fallback_state?: string }; steps?: { kind: string; status: string }[] } | undefined;
+    assert.equal(restore?.fallback?.fallback_state, 'confirmed', JSON.stringify(restore));
+    assert.ok(
+      restore?.steps?.some((l) => l.kind === 'done' && l.status === 'ok'),
+      JSON.stringify(restore?.steps),
+    );
     assert.equal(record.roundTripsBeforeKexec, Number(/(\d+) ssh round trip\(s\) before kexec/.exec(result.stderr)?.[1]));
     // The CLI prints the rescue's summary: the old root as preflight saw it (the test server's / is a tmpfs).
     assert.match(result.stdout, /^emergency rescue system for \S+: running from RAM/m, 'the CLI prints the summary');
@@ -109,17 +125,26 @@ describe('emergency rescues a QEMU server end to end (needs QEMU)', { skip, time
   it('greets an interactive root login with the banner: host, restore steps, old root and its first command, how to leave', async () => {
     const hostname = (await server.ssh('root', 'sed -n s/^hostname=//p /emergency/restore.env')).stdout.trim();
     // -tt and no command: sshd starts a login shell on a terminal, as for an operator typing `ssh root@host`.
-    const login = execFileSync('ssh', [...sshArgs({ port: server.port, knownHostsFile: server.knownHostsFile, identity: server.keys.root }), '-tt', 'root@127.0.0.1'], {
-      input: 'exit\n',
-      encoding: 'utf8',
-    }).replace(/\r\n/g, '\n');
+    const login = execFileSync(
+      'ssh',
+      [...sshArgs({ port: server.port, knownHostsFile: server.knownHostsFile, identity: server.keys.root }), '-tt', 'root@127.0.0.1'],
+      {
+        input: 'exit\n',
+        encoding: 'utf8',
+      },
+    ).replace(/\r\n/g, '\n');
     assert.ok(hostname, 'restore.env names the old host');
     assert.match(login, new RegExp(`^emergency rescue system for ${hostname}: running from RAM`, 'm'));
-    assert.match(login, /^restore:\n {2}ok {7}host-keys: host keys installed: \d+\n {2}ok {7}authorized-keys: authorized keys for root: [1-9]\d*\n(.*\n)*? {2}ok {7}network: network restored/m, 'each restore step and its result');
+    assert.match(
+      login,
+      /^restore:\n {2}ok {7}host-keys: host keys installed: \d+\n {2}ok {7}authorized-keys: authorized keys for root: [1-9]\d*\n(.*\n)*? {2}ok {7}network: network restored/m,
+      'each restore step and its result',
+    );
     assert.match(login, /^old root: {2}root \(tmpfs, rw[^)]*\)$/m, "the old root's device, type and options");
     assert.match(login, /^ {11}the old root was tmpfs \(root\), not a disk file system: nothing to check there/m, 'the first-command line for a tmpfs root');
     assert.match(login, /^to leave: {2}reboot {3}\(boots the installed system/m);
     // A command over ssh without a terminal is no login: it prints only its own output.
     const plain = await server.ssh('root', 'echo just-this');
-    assert.equal(plain.stdout, 'just-this\n');  });
+    assert.equal(plain.stdout, 'just-this\n');
+  });
 });

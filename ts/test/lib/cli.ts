@@ -33,13 +33,20 @@ export function runCli(args: string[], opts: { cwd?: string; timeoutMs?: number;
 /** The ssh arguments that point the CLI at a test server as `user`, with that user's key and known_hosts. */
 export function targetArgs(server: TestServer, user: string): string[] {
   return [
-    '-p', String(server.port),
-    '-i', server.keys[user],
-    '-F', '/dev/null',
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'BatchMode=yes',
-    '-o', `UserKnownHostsFile=${server.knownHostsFile}`,
-    '-o', 'GlobalKnownHostsFile=/dev/null',
+    '-p',
+    String(server.port),
+    '-i',
+    server.keys[user],
+    '-F',
+    '/dev/null',
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    `UserKnownHostsFile=${server.knownHostsFile}`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
     `${user}@127.0.0.1`,
   ];
 }
@@ -80,7 +87,12 @@ export function startCli(args: string[], opts: { cwd?: string; timeoutMs?: numbe
   const done = new Promise<CliResult>((resolve) =>
     child.on('close', (code, sig) => {
       clearTimeout(timer);
-      resolve({ code: code ?? (sig ? 128 + (({ SIGKILL: 9, SIGINT: 2, SIGTERM: 15 } as Record<string, number>)[sig] ?? 0) : -1), stdout, stderr, ms: Date.now() - started });
+      resolve({
+        code: code ?? (sig ? 128 + (({ SIGKILL: 9, SIGINT: 2, SIGTERM: 15 } as Record<string, number>)[sig] ?? 0) : -1),
+        stdout,
+        stderr,
+        ms: Date.now() - started,
+      });
     }),
   );
   return { pid: child.pid!, onStderrLine: (l) => listeners.push(l), signal, done };

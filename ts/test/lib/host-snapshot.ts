@@ -17,7 +17,7 @@ export const HOST_SNAPSHOT =
 export const STAGE_LEFTOVERS =
   "grep ' emergency-stage\\| /run/emergency\\.' /proc/mounts; ls -d /run/emergency.* /dev/shm/emergency.* /tmp/emergency.* /var/tmp/emergency.* 2>/dev/null; " +
   // The keeper is a shell whose argv holds stage.sh's text; the pattern is assembled so this probe does not match itself.
-  "k=keeper; k=$k.pid; for p in /proc/[0-9]*; do case $(tr '\\0' ' ' <$p/cmdline 2>/dev/null) in *\"$k\"*) echo \"keeper ${p#/proc/}\";; esac; done; true";
+  'k=keeper; k=$k.pid; for p in /proc/[0-9]*; do case $(tr \'\\0\' \' \' <$p/cmdline 2>/dev/null) in *"$k"*) echo "keeper ${p#/proc/}";; esac; done; true';
 
 /** The snapshot as root; throws when the server cannot be read. */
 export async function hostSnapshot(server: TestServer): Promise<string> {

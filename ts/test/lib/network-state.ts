@@ -108,11 +108,13 @@ export function networkDifferences(expected: Pick<ServerScenario, 'nics' | 'link
         const nic = expected.nics.find((n) => n.name === m);
         return nic ? `${nicByMac.get(nic.mac.toLowerCase()) ?? '?'} (MAC ${nic.mac}, was ${m})` : `${m} (not a NIC of the scenario)`;
       });
-      const have = state.links.filter((l) => l.master === spec.name).map((l) => {
-        const mac = (l.permaddr ?? l.address ?? '').toLowerCase();
-        const nic = expected.nics.find((n) => n.mac.toLowerCase() === mac);
-        return `${l.ifname} (MAC ${nic?.mac ?? mac}, was ${nic?.name ?? 'no NIC of the scenario'})`;
-      });
+      const have = state.links
+        .filter((l) => l.master === spec.name)
+        .map((l) => {
+          const mac = (l.permaddr ?? l.address ?? '').toLowerCase();
+          const nic = expected.nics.find((n) => n.mac.toLowerCase() === mac);
+          return `${l.ifname} (MAC ${nic?.mac ?? mac}, was ${nic?.name ?? 'no NIC of the scenario'})`;
+        });
       if (JSON.stringify([...want].sort()) !== JSON.stringify([...have].sort())) {
         problems.push(`${spec.kind} ${spec.name} has members ${have.join(', ') || 'none'}; wanted ${want.join(', ')}`);
       }

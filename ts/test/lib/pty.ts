@@ -72,7 +72,10 @@ export function runCliInPty(
 ): Promise<PtyResult> {
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn('python3', ['-c', HELPER, opts.prompt.source, opts.visible ? '0' : '1', process.execPath, CLI, ...args], { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('python3', ['-c', HELPER, opts.prompt.source, opts.visible ? '0' : '1', process.execPath, CLI, ...args], {
+      env: opts.env ?? process.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

@@ -26,7 +26,17 @@ export async function assertRescued(server: TestServer, result: CliResult, opts:
     const keyType = readFileSync(`${key.path}.pub`, 'utf8').split(' ')[0];
     // An RSA key signs with SHA-2 (rsa-sha2-512); OpenSSH no longer offers SHA-1 `ssh-rsa` signatures.
     const algorithm = keyType === 'ssh-rsa' ? 'rsa-sha2-512' : keyType;
-    const out = execFileSync('ssh', [...sshArgs({ port: server.port, knownHostsFile: server.knownHostsFile, identity: server.keys.root }), '-o', `HostKeyAlgorithms=${algorithm}`, 'root@127.0.0.1', 'cat /proc/cmdline'], { encoding: 'utf8' });
+    const out = execFileSync(
+      'ssh',
+      [
+        ...sshArgs({ port: server.port, knownHostsFile: server.knownHostsFile, identity: server.keys.root }),
+        '-o',
+        `HostKeyAlgorithms=${algorithm}`,
+        'root@127.0.0.1',
+        'cat /proc/cmdline',
+      ],
+      { encoding: 'utf8' },
+    );
     assert.match(out, /emergency\.rescue=1/, `the rescue system answers with the old ${type} host key`);
   }
   const rescue = await server.ssh('root', 'cat /proc/sys/kernel/random/boot_id; test -e /etc/emergency-rescue && echo rescue-marker; uname -m');
@@ -38,11 +48,17 @@ export async function assertRescued(server: TestServer, result: CliResult, opts:
 
   // Root accepts root's key and the sudo user's key, not the forced-command backup key.
   assert.equal((await server.ssh('root', 'true')).code, 0, "root's own key");
-  const asAdminKey = execFileSync('ssh', [...sshArgs({ port: server.port, knownHostsFile: server.knownHostsFile, identity: server.keys.admin }), 'root@127.0.0.1', 'id -u'], { encoding: 'utf8' });
+  const asAdminKey = execFileSync(
+    'ssh',
+    [...sshArgs({ port: server.port, knownHostsFile: server.knownHostsFile, identity: server.keys.admin }), 'root@127.0.0.1', 'id -u'],
+    { encoding: 'utf8' },
+  );
   assert.equal(asAdminKey.trim(), '0', "the sudo user's key logs in as root");
   let backupRefused = false;
   try {
-    execFileSync('ssh', [...sshArgs({ port: server.port, knownHostsFile: server.knownHostsFile, identity: opts.backupKey.path }), 'root@127.0.0.1', 'true'], { stdio: 'pipe' });
+    execFileSync('ssh', [...sshArgs({ port: server.port, knownHostsFile: server.knownHostsFile, identity: opts.backupKey.path }), 'root@127.0.0.1', 'true'], {
+      stdio: 'pipe',
+    });
   } catch (e) {
     backupRefused = /Permission denied/.test(String((e as { stderr: Buffer }).stderr));
   }
@@ -55,5 +71,8 @@ export async function assertRescued(server: TestServer, result: CliResult, opts:
   const raRoutes = parsed.routes6.filter((r) => (r as { protocol?: string }).protocol === 'ra');
   assert.deepEqual(raRoutes, [], 'no routes from router advertisements: the old system ignored them');
   const oldNames = new Set(server.scenario.nics.map((n) => n.name));
-  assert.ok(parsed.addrs.every((a) => !oldNames.has(a.ifname)), 'the rescue kernel named the NICs differently, so matching by MAC was needed');
+  assert.ok(
+    parsed.addrs.every((a) => !oldNames.has(a.ifname)),
+    'the rescue kernel named the NICs differently, so matching by MAC was needed',
+  );
 }

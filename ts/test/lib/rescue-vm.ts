@@ -73,7 +73,13 @@ export interface RescueVm {
 /** Boots the rescue system of `imageTar` with fresh host and root keys and a network.sh for one NIC. */
 export async function bootRescueImage(
   imageTar: string,
-  opts: { mac?: string; memoryMiB?: number; timeoutMs?: number; /** Extra restore.env lines, e.g. `fallback_reboot_seconds=40`. */ restoreEnv?: string; arch?: Arch } = {},
+  opts: {
+    mac?: string;
+    memoryMiB?: number;
+    timeoutMs?: number /** Extra restore.env lines, e.g. `fallback_reboot_seconds=40`. */;
+    restoreEnv?: string;
+    arch?: Arch;
+  } = {},
 ): Promise<RescueVm> {
   const work = await mkdtemp(join(tmpdir(), 'emergency-rescue-vm-'));
   try {
@@ -96,10 +102,22 @@ export async function bootRescueImage(
     await writeFile(initrd, joinInitrd([await readFile(join(image, 'initrd')), extra]));
     const port = await freePort();
     const knownHostsFile = join(work, 'known_hosts');
-    await writeKnownHosts(knownHostsFile, port, hostKeys.map((k) => k.publicKey));
+    await writeKnownHosts(
+      knownHostsFile,
+      port,
+      hostKeys.map((k) => k.publicKey),
+    );
     const cmdline = (await readFile(join(image, 'cmdline'), 'utf8')).trim();
     const started = Date.now();
-    const vm = startVm({ kernel: join(image, 'kernel'), initrd, cmdline, memoryMiB: opts.memoryMiB ?? 512, nics: [{ mac, sshPort: port }], workDir: work, arch: opts.arch ?? (await imageArch(image)) });
+    const vm = startVm({
+      kernel: join(image, 'kernel'),
+      initrd,
+      cmdline,
+      memoryMiB: opts.memoryMiB ?? 512,
+      nics: [{ mac, sshPort: port }],
+      workDir: work,
+      arch: opts.arch ?? (await imageArch(image)),
+    });
     try {
       await waitForSsh(port, opts.timeoutMs ?? 120_000, vm.running);
     } catch (e) {

@@ -98,7 +98,18 @@ export async function buildServerBase(log: (line: string) => void = () => {}, ar
     await writeIn(stage, 'etc/inittab', INITTAB);
     await writeIn(stage, 'etc/pam.d/sudo', PAM_SUDO);
     await writeIn(stage, 'etc/nsswitch.conf', 'passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n');
-    for (const [d, mode] of [['root', 0o700], ['tmp', 0o1777], ['proc', 0o755], ['sys', 0o755], ['dev', 0o755], ['run', 0o755], ['var/log', 0o755], ['home', 0o755], ['mnt', 0o755], ['etc/sudoers.d', 0o755]] as const) {
+    for (const [d, mode] of [
+      ['root', 0o700],
+      ['tmp', 0o1777],
+      ['proc', 0o755],
+      ['sys', 0o755],
+      ['dev', 0o755],
+      ['run', 0o755],
+      ['var/log', 0o755],
+      ['home', 0o755],
+      ['mnt', 0o755],
+      ['etc/sudoers.d', 0o755],
+    ] as const) {
       await mkdir(join(stage, d), { recursive: true });
       await chmod(join(stage, d), mode);
     }

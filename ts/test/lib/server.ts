@@ -87,7 +87,14 @@ async function scenarioCpio(s: ServerScenario, hostKeys: Record<string, KeyPair>
     const password = u.sudo.kind === 'password' ? u.sudo.password : u.password;
     if (password !== undefined) hashes.set(u.name, await cryptPassword(busybox, password));
   }
-  const file = (path: string, data: string | Buffer, mode = 0o644, uid = 0, gid = 0): CpioEntry => ({ path, type: 'file', data: Buffer.from(data), mode, uid, gid });
+  const file = (path: string, data: string | Buffer, mode = 0o644, uid = 0, gid = 0): CpioEntry => ({
+    path,
+    type: 'file',
+    data: Buffer.from(data),
+    mode,
+    uid,
+    gid,
+  });
   const dir = (path: string, mode = 0o755, uid = 0, gid = 0): CpioEntry => ({ path, type: 'dir', mode, uid, gid });
   const entries: CpioEntry[] = [
     dir('etc'),
@@ -142,7 +149,11 @@ export async function startServer(
     await writeFile(initrd, joinInitrd([await readFile(base.initrd), await scenarioCpio(scenario, hostKeys, userKeys, base.busybox)]));
     const port = await freePort();
     const knownHostsFile = join(workDir, 'known_hosts');
-    await writeKnownHosts(knownHostsFile, port, Object.values(hostKeys).map((k) => k.publicKey));
+    await writeKnownHosts(
+      knownHostsFile,
+      port,
+      Object.values(hostKeys).map((k) => k.publicKey),
+    );
     const started = Date.now();
     const vm = startVm({
       kernel: base.kernel,
@@ -150,7 +161,14 @@ export async function startServer(
       cmdline: [`console=${ARCHES[arch].serialConsole},115200`, 'panic=-1', 'loglevel=4', ...(scenario.kernelArgs ?? [])].join(' '),
       arch,
       memoryMiB: scenario.memoryMiB,
-      nics: scenario.nics.map((n) => ({ mac: n.mac, sshPort: n.ssh ? port : undefined, net: n.slirpNet, ipv6Net: n.slirpIpv6Net, guestfwd: n.ssh ? opts.guestfwd : undefined, model: n.model })),
+      nics: scenario.nics.map((n) => ({
+        mac: n.mac,
+        sshPort: n.ssh ? port : undefined,
+        net: n.slirpNet,
+        ipv6Net: n.slirpIpv6Net,
+        guestfwd: n.ssh ? opts.guestfwd : undefined,
+        model: n.model,
+      })),
       workDir,
       allowReboot: opts.allowReboot,
       qmp: opts.qmp,
@@ -177,7 +195,14 @@ export async function startServer(
       hostKeys,
       keys,
       macs: scenario.nics.map((n) => n.mac),
-      expected: { nics: scenario.nics, links: scenario.links, routes: scenario.routes, nameservers: scenario.nameservers, search: scenario.search, hostname: scenario.hostname },
+      expected: {
+        nics: scenario.nics,
+        links: scenario.links,
+        routes: scenario.routes,
+        nameservers: scenario.nameservers,
+        search: scenario.search,
+        hostname: scenario.hostname,
+      },
       bootToSshMs: Date.now() - started,
       workDir,
       vm,

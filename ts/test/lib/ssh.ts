@@ -43,21 +43,39 @@ export interface SshResult {
 /** ssh options that make a test independent of ~/.ssh: strict host keys, BatchMode, only the given key. */
 export function sshArgs(opts: { port: number; knownHostsFile: string; identity: string }): string[] {
   return [
-    '-F', '/dev/null',
-    '-p', String(opts.port),
-    '-i', opts.identity,
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'BatchMode=yes',
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', `UserKnownHostsFile=${opts.knownHostsFile}`,
-    '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', 'ConnectTimeout=20',
-    '-o', 'LogLevel=ERROR',
+    '-F',
+    '/dev/null',
+    '-p',
+    String(opts.port),
+    '-i',
+    opts.identity,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    `UserKnownHostsFile=${opts.knownHostsFile}`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    'ConnectTimeout=20',
+    '-o',
+    'LogLevel=ERROR',
   ];
 }
 
 /** Runs one command as `user` on 127.0.0.1:port; never throws for a non-zero exit. */
-export async function sshRun(opts: { port: number; knownHostsFile: string; identity: string; user: string; command: string; input?: string; timeoutMs?: number }): Promise<SshResult> {
+export async function sshRun(opts: {
+  port: number;
+  knownHostsFile: string;
+  identity: string;
+  user: string;
+  command: string;
+  input?: string;
+  timeoutMs?: number;
+}): Promise<SshResult> {
   return new Promise((resolve) => {
     const child = execFile(
       'ssh',

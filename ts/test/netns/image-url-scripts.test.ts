@@ -58,7 +58,19 @@ if (where !== 'parent') {
       const names = [...Object.keys(content), 'bin/busybox'].sort();
       writeFileSync(join(image, 'SHA256SUMS'), names.map((p) => `${sha256(readFileSync(join(image, p)))}  ${p}\n`).join(''));
       tar = join(dir, 'emergency-image-x86_64.tar');
-      execFileSync('tar', ['--format=ustar', '--owner=0', '--group=0', '--numeric-owner', '--sort=name', '--mtime=@0', '-cf', tar, '-C', dir, 'emergency-image']);
+      execFileSync('tar', [
+        '--format=ustar',
+        '--owner=0',
+        '--group=0',
+        '--numeric-owner',
+        '--sort=name',
+        '--mtime=@0',
+        '-cf',
+        tar,
+        '-C',
+        dir,
+        'emergency-image',
+      ]);
       execFileSync('sh', [join(REPO, 'scripts/image-sidecar.sh'), tar, `${tar}.meta`]);
       pin = sha256(readFileSync(tar));
       const evil = join(dir, 'evil.tar');
@@ -78,7 +90,11 @@ if (where !== 'parent') {
 
     // Asynchronous: the HTTP server answering them runs in this process.
     const probe = async (shell: string[], url: string, env: NodeJS.ProcessEnv = process.env) =>
-      parseUrlProbe(parseScriptOutput((await promisify(execFile)(shell[0], [...shell.slice(1), join(REPO, 'scripts/probe-url.sh'), url], { encoding: 'utf8', env })).stdout));
+      parseUrlProbe(
+        parseScriptOutput(
+          (await promisify(execFile)(shell[0], [...shell.slice(1), join(REPO, 'scripts/probe-url.sh'), url], { encoding: 'utf8', env })).stdout,
+        ),
+      );
 
     for (const [name, shell] of SHELLS) {
       it(`probe-url.sh under ${name}: reachable with curl, and with busybox wget alone; not for a closed port`, async () => {
@@ -97,11 +113,27 @@ if (where !== 'parent') {
         const image = imageFromSidecar(readFileSync(`${tar}.meta`), { url, sha256: pin });
         const parent = mkdtempSync(join(dir, 'stage-'));
         const args = [
-          parent, 'mkdir', String(8 << 20), String(image.busybox.size), '-', String(image.tarBytes), image.sumsSha256,
-          'url', fetcher, 'sha256sum', url, pin, String(image.busybox.offset), String(image.url!.sumsOffset), String(image.url!.sumsBytes),
+          parent,
+          'mkdir',
+          String(8 << 20),
+          String(image.busybox.size),
+          '-',
+          String(image.tarBytes),
+          image.sumsSha256,
+          'url',
+          fetcher,
+          'sha256sum',
+          url,
+          pin,
+          String(image.busybox.offset),
+          String(image.url!.sumsOffset),
+          String(image.url!.sumsBytes),
         ];
         const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-          const child = spawn('unshare', ['-m', '--propagation', 'private', ...shell, join(REPO, 'scripts/stage.sh'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+          const child = spawn('unshare', ['-m', '--propagation', 'private', ...shell, join(REPO, 'scripts/stage.sh'), ...args], {
+            env,
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
           let stdout = '';
           let stderr = '';
           child.stdout.on('data', (d) => (stdout += d));
@@ -114,7 +146,10 @@ if (where !== 'parent') {
       };
 
       it(`stage.sh url mode under ${name}: downloads, verifies with the host's tools, unpacks, cleans up`, async () => {
-        for (const [fetcher, env] of [['curl', process.env], ['wget-busybox', { ...process.env, PATH: `${busyboxPath}:${process.env.PATH}` }]] as const) {
+        for (const [fetcher, env] of [
+          ['curl', process.env],
+          ['wget-busybox', { ...process.env, PATH: `${busyboxPath}:${process.env.PATH}` }],
+        ] as const) {
           const r = await stageUrl(files.url('/i.tar'), fetcher, env);
           assert.equal(r.code, 0, `${fetcher}: ${r.out}\n${r.stderr}`);
           assert.equal(r.facts.fetch_verified, '1', fetcher);

@@ -13,18 +13,7 @@ import { parseNetworkCapture } from '../../network/capture.js';
 import { planNetwork } from '../../network/plan.js';
 import { renderRestoreScript } from '../../network/render.js';
 import { CASES } from './cases.js';
-import {
-  buildOld,
-  buildRescue,
-  captureIn,
-  cleanup,
-  deleteNetns,
-  hasCommand,
-  isRoot,
-  kernelSupports,
-  normalizedState,
-  nsExec,
-} from './netns.js';
+import { buildOld, buildRescue, captureIn, cleanup, deleteNetns, hasCommand, isRoot, kernelSupports, normalizedState, nsExec } from './netns.js';
 
 const SHELLS: { name: string; argv: string[] }[] = [
   { name: 'dash', argv: ['dash'] },

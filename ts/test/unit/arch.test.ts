@@ -29,7 +29,10 @@ describe('architecture table', () => {
   });
   it('apt is asked for pkg:arm64 on an amd64 build machine, plain names for its own architecture', () => {
     assert.equal(aptName('busybox-static', 'arm64'), process.arch === 'arm64' ? 'busybox-static' : 'busybox-static:arm64');
-    assert.equal(aptName('linux-image-6.1.0-57-cloud-arm64:arm64', 'arm64'), process.arch === 'arm64' ? 'linux-image-6.1.0-57-cloud-arm64' : 'linux-image-6.1.0-57-cloud-arm64:arm64');
+    assert.equal(
+      aptName('linux-image-6.1.0-57-cloud-arm64:arm64', 'arm64'),
+      process.arch === 'arm64' ? 'linux-image-6.1.0-57-cloud-arm64' : 'linux-image-6.1.0-57-cloud-arm64:arm64',
+    );
     assert.equal(aptName('dash', undefined), 'dash');
   });
   it('the rescue cmdline ends on the architecture’s serial console, so it becomes /dev/console', () => {
@@ -40,7 +43,10 @@ describe('architecture table', () => {
     assert.deepEqual(rescuePackages('aarch64'), rescuePackages('x86_64'));
   });
   it('QEMU for aarch64: the virt board, cheap pointer authentication, the same virtio NICs', () => {
-    const args = qemuArgs({ kernel: 'k', initrd: 'i', cmdline: 'c', memoryMiB: 256, nics: [{ mac: '52:54:00:00:00:01' }], workDir: '/w', arch: 'aarch64' }, '/w/log');
+    const args = qemuArgs(
+      { kernel: 'k', initrd: 'i', cmdline: 'c', memoryMiB: 256, nics: [{ mac: '52:54:00:00:00:01' }], workDir: '/w', arch: 'aarch64' },
+      '/w/log',
+    );
     assert.deepEqual(args.slice(0, 6), ['-M', 'virt', '-accel', 'tcg', '-cpu', 'max,pauth-impdef=on']);
     assert.ok(args.includes('virtio-net-pci,netdev=n0,mac=52:54:00:00:00:01'));
     assert.equal(ARCHES.aarch64.qemu.binary, 'qemu-system-aarch64');
@@ -73,7 +79,9 @@ describe('installKernel: the kernel file as kexec loads it', () => {
 });
 
 describe('printk lines (bench-kexec)', () => {
-  const lines = parsePrintkLines('[    0.000000] Booting Linux on physical CPU 0x0\n[    1.250001] Run /init as init process\nnoise\n[   12.5] random: crng init done\n');
+  const lines = parsePrintkLines(
+    '[    0.000000] Booting Linux on physical CPU 0x0\n[    1.250001] Run /init as init process\nnoise\n[   12.5] random: crng init done\n',
+  );
   it('parses timestamps and finds the first match', () => {
     assert.equal(lines.length, 3);
     assert.equal(printkTime(lines, /Run \/init/), 1.250001);

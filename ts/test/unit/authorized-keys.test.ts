@@ -13,8 +13,16 @@ describe('parseAuthorizedKeyLine', () => {
   const cases: [string, string, { options: string[]; type: string; comment: string } | undefined][] = [
     ['plain key', `ssh-ed25519 ${ED} me@host`, { options: [], type: 'ssh-ed25519', comment: 'me@host' }],
     ['no comment', `ssh-ed25519 ${ED}`, { options: [], type: 'ssh-ed25519', comment: '' }],
-    ['options with quoted comma and space', `from="a,b",command="echo hi there" ssh-ed25519 ${ED} c`, { options: ['from="a,b"', 'command="echo hi there"'], type: 'ssh-ed25519', comment: 'c' }],
-    ['escaped quote in option', `command="say \\"x y\\"",no-pty ssh-rsa ${ED} c`, { options: ['command="say \\"x y\\""', 'no-pty'], type: 'ssh-rsa', comment: 'c' }],
+    [
+      'options with quoted comma and space',
+      `from="a,b",command="echo hi there" ssh-ed25519 ${ED} c`,
+      { options: ['from="a,b"', 'command="echo hi there"'], type: 'ssh-ed25519', comment: 'c' },
+    ],
+    [
+      'escaped quote in option',
+      `command="say \\"x y\\"",no-pty ssh-rsa ${ED} c`,
+      { options: ['command="say \\"x y\\""', 'no-pty'], type: 'ssh-rsa', comment: 'c' },
+    ],
     ['security key type', `sk-ssh-ed25519@openssh.com ${ED} yubi`, { options: [], type: 'sk-ssh-ed25519@openssh.com', comment: 'yubi' }],
     ['comment line', '# ssh-ed25519 AAAA', undefined],
     ['blank', '   ', undefined],

@@ -9,7 +9,23 @@ import { checkSshOptions, classifySshFailure } from '../../ssh.js';
 
 describe('parseArgs', () => {
   it('reads the documented options', async () => {
-    const o = await parseArgs(['-p', '2222', '-i', 'key', '-o', 'User=bob', '-o', 'ProxyJump=j', '--image', 'x.tar', '--yes', '--dry-run', '--timeout', '30', 'root@h']);
+    const o = await parseArgs([
+      '-p',
+      '2222',
+      '-i',
+      'key',
+      '-o',
+      'User=bob',
+      '-o',
+      'ProxyJump=j',
+      '--image',
+      'x.tar',
+      '--yes',
+      '--dry-run',
+      '--timeout',
+      '30',
+      'root@h',
+    ]);
     assert.deepEqual(
       [o.destination, o.port, o.identity, o.sshOptions, o.image, o.yes, o.dryRun, o.timeout],
       ['root@h', 2222, 'key', ['User=bob', 'ProxyJump=j'], 'x.tar', true, true, 30],
@@ -45,13 +61,20 @@ describe('checkSshOptions', () => {
   const refused = ['StrictHostKeyChecking=no', 'stricthostkeychecking accept-new', 'UserKnownHostsFile=/dev/null', 'ControlPath=/tmp/x', 'ControlMaster=auto'];
   for (const option of refused) it(`refuses ${option}`, () => assert.throws(() => checkSshOptions([option]), /not allowed/));
   it('accepts harmless options and a real known_hosts file', () =>
-    assert.doesNotThrow(() => checkSshOptions(['StrictHostKeyChecking=yes', 'UserKnownHostsFile=/tmp/kh', 'GlobalKnownHostsFile=/dev/null', 'ProxyJump=bastion', 'BatchMode=yes'])));
+    assert.doesNotThrow(() =>
+      checkSshOptions(['StrictHostKeyChecking=yes', 'UserKnownHostsFile=/tmp/kh', 'GlobalKnownHostsFile=/dev/null', 'ProxyJump=bastion', 'BatchMode=yes']),
+    ));
 });
 
 describe('classifySshFailure', () => {
   const cases: [string, string, RegExp, number][] = [
     ['changed key', '@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@', /different SSH host key/, ExitCode.HostKeyChanged],
-    ['unknown key', 'No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\r\nHost key verification failed.', /not in your known_hosts/, ExitCode.Connection],
+    [
+      'unknown key',
+      'No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\r\nHost key verification failed.',
+      /not in your known_hosts/,
+      ExitCode.Connection,
+    ],
     ['auth', 'root@h: Permission denied (publickey).', /refused the login/, ExitCode.Connection],
     ['refused', 'ssh: connect to host h port 22: Connection refused', /cannot reach sshd/, ExitCode.Connection],
     ['dns', 'ssh: Could not resolve hostname nope: Name or service not known', /does not resolve/, ExitCode.Connection],
@@ -67,7 +90,8 @@ describe('classifySshFailure', () => {
 
 describe('emergency --help and completion', () => {
   const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
-  const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+  const cli = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+    spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
   const help = cli(['--help']);
 
   it('exits 0 and starts with the usage line and a one-paragraph purpose, wrapped by yargs, not by hand', () => {
@@ -76,14 +100,25 @@ describe('emergency --help and completion', () => {
     assert.equal(usage, 'emergency [options] DESTINATION');
     assert.equal(blank, '');
     const purpose = rest.slice(0, rest.indexOf('')).join(' ');
-    assert.match(purpose, /^Rescue a broken Linux server over SSH: kexec it into an in-memory rescue system that comes back at the same addresses, with the same SSH host key/);
+    assert.match(
+      purpose,
+      /^Rescue a broken Linux server over SSH: kexec it into an in-memory rescue system that comes back at the same addresses, with the same SSH host key/,
+    );
     // The old description broke its sentence after "addresses," by hand, leaving a short ragged line.
     for (const line of rest.slice(0, rest.indexOf('') - 1)) assert.ok(line.length > 60, `a full line, not a stray break: ${JSON.stringify(line)}`);
   });
 
   it('shows examples for root, a sudo user, an ssh alias, --image, --dry-run and completion', () => {
     const examples = help.stdout.slice(help.stdout.indexOf('Examples:'));
-    for (const example of [/emergency root@\S+ +as root/, /emergency admin@\S+ +as a user with sudo/, /emergency db1 +a Host alias in ~\/\.ssh\/config, e\.g\. with ProxyJump/, /emergency --image \S+ root@server/, /emergency --image URL#sha256=HEX root@server +the host downloads/, /emergency --dry-run root@server/, /emergency completion >> ~\/\.bashrc/]) {
+    for (const example of [
+      /emergency root@\S+ +as root/,
+      /emergency admin@\S+ +as a user with sudo/,
+      /emergency db1 +a Host alias in ~\/\.ssh\/config, e\.g\. with ProxyJump/,
+      /emergency --image \S+ root@server/,
+      /emergency --image URL#sha256=HEX root@server +the host downloads/,
+      /emergency --dry-run root@server/,
+      /emergency completion >> ~\/\.bashrc/,
+    ]) {
       assert.match(examples, example);
     }
   });
@@ -92,16 +127,25 @@ describe('emergency --help and completion', () => {
     const groups = [...help.stdout.matchAll(/^([A-Z][A-Za-z]+):$/gm)].map((m) => m[1]);
     for (const group of ['Image', 'SSH', 'Rescue', 'Output', 'Examples']) assert.ok(groups.includes(group), `group ${group} in ${groups.join(', ')}`);
     const where = help.stdout.slice(help.stdout.indexOf('Where the image comes from:')).split('\n\n')[0].replace(/\s+/g, ' ');
-    assert.match(where, /^Where the image comes from: --image PATH, --image URL \(pinned with #sha256=HEX or --image-sha256;.*\), or else `nix build FLAKE#packages\.SYSTEM\.image`/);
+    assert.match(
+      where,
+      /^Where the image comes from: --image PATH, --image URL \(pinned with #sha256=HEX or --image-sha256;.*\), or else `nix build FLAKE#packages\.SYSTEM\.image`/,
+    );
   });
 
   it('lists every exit code, the same as the README table', () => {
     const codes = Object.values(ExitCode).filter((v): v is number => typeof v === 'number');
-    assert.deepEqual(EXIT_CODE_HELP.map(([code]) => code).sort((a, b) => a - b), codes.sort((a, b) => a - b));
+    assert.deepEqual(
+      EXIT_CODE_HELP.map(([code]) => code).sort((a, b) => a - b),
+      codes.sort((a, b) => a - b),
+    );
     for (const [code, meaning] of EXIT_CODE_HELP) assert.match(help.stdout, new RegExp(`^ +${code}  ${meaning.replace(/[()]/g, '\\$&')}$`, 'm'));
     const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
     const readmeCodes = [...readme.slice(readme.indexOf('## Exit codes')).matchAll(/^\| (\d+) \|/gm)].map((m) => Number(m[1]));
-    assert.deepEqual(readmeCodes, EXIT_CODE_HELP.map(([code]) => code));
+    assert.deepEqual(
+      readmeCodes,
+      EXIT_CODE_HELP.map(([code]) => code),
+    );
   });
 
   it('`emergency completion` prints a bash completion script, zsh under a zsh $SHELL', () => {

@@ -10,14 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
-import {
-  describeConfirmation,
-  describeFallback,
-  explainUnexpectedBoot,
-  formatDuration,
-  parseFallbackDuration,
-  reportWarnings,
-} from '../../fallback.js';
+import { describeConfirmation, describeFallback, explainUnexpectedBoot, formatDuration, parseFallbackDuration, reportWarnings } from '../../fallback.js';
 import { parseRescueAnswer } from '../../boundary/rescue.js';
 import { parseArgs } from '../../args.js';
 import { ExitCode } from '../../errors.js';
@@ -109,9 +102,15 @@ describe('the rescue answer (fallback state + restore report)', () => {
   it('a missing or unfinished report is a warning, not silence', () => {
     assert.match(reportWarnings(parseRescueAnswer(`${confirmed}@@emergency-section restore-report\n`))[0], /no report at/);
     const unfinished = 'format\t1\t-\tx\nstep\thost-keys\tok\t3\n';
-    assert.match(reportWarnings(parseRescueAnswer(`${confirmed}@@emergency-section restore-report\n${unfinished}`))[0], /not understood: .*restore\.sh did not finish/);
+    assert.match(
+      reportWarnings(parseRescueAnswer(`${confirmed}@@emergency-section restore-report\n${unfinished}`))[0],
+      /not understood: .*restore\.sh did not finish/,
+    );
     const badStatus = 'format\t1\t-\tx\nstep\thost-keys\tmaybe\t3\ndone\t-\tok\t0\n';
-    assert.match(reportWarnings(parseRescueAnswer(`${confirmed}@@emergency-section restore-report\n${badStatus}`))[0], /not understood: line "1\.status": Invalid option/);
+    assert.match(
+      reportWarnings(parseRescueAnswer(`${confirmed}@@emergency-section restore-report\n${badStatus}`))[0],
+      /not understood: line "1\.status": Invalid option/,
+    );
   });
   it('a fallback state with a missing or unknown field is refused, naming it', () => {
     assert.throws(() => parseRescueAnswer('fallback_state=confirmed\nfallback_seconds=60\n'), /fallback_confirmed_by/);

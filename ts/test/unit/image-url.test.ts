@@ -46,7 +46,10 @@ describe('parseImageSource: --image and --image-sha256', () => {
     });
   }
   it('the refusal says how to get the hash', () => {
-    assert.throws(() => parseImageSource('https://example.org/i.tar'), (e: UsageError) => /--image-sha256 HEX/.test(e.fix) && /sha256sum/.test(e.fix));
+    assert.throws(
+      () => parseImageSource('https://example.org/i.tar'),
+      (e: UsageError) => /--image-sha256 HEX/.test(e.fix) && /sha256sum/.test(e.fix),
+    );
   });
   it('the sidecar sits next to the tarball', () => {
     assert.equal(sidecarUrl('http://h:8080/a/emergency-image-x86_64.tar'), 'http://h:8080/a/emergency-image-x86_64.tar.meta');
@@ -73,7 +76,13 @@ describe('the sidecar (scripts/image-sidecar.sh) and imageFromSidecar', () => {
   };
   mkdirSync(join(image, 'bin'), { recursive: true });
   for (const [path, data] of Object.entries(files)) writeFileSync(join(image, path), data);
-  writeFileSync(join(image, 'SHA256SUMS'), Object.entries(files).sort(([a], [b]) => (a < b ? -1 : 1)).map(([p, d]) => `${sha256(d)}  ${p}\n`).join(''));
+  writeFileSync(
+    join(image, 'SHA256SUMS'),
+    Object.entries(files)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([p, d]) => `${sha256(d)}  ${p}\n`)
+      .join(''),
+  );
   const tar = join(dir, 'emergency-image-x86_64.tar');
   execFileSync('tar', ['--format=ustar', '--owner=0', '--group=0', '--numeric-owner', '--sort=name', '--mtime=@0', '-cf', tar, '-C', dir, 'emergency-image']);
   execFileSync('sh', [join(REPO, 'scripts/image-sidecar.sh'), tar, `${tar}.meta`]);
@@ -88,9 +97,19 @@ describe('the sidecar (scripts/image-sidecar.sh) and imageFromSidecar', () => {
     const { path: _q, url: _u, kernelSignature: _k, ...expected } = fromTar;
     assert.deepEqual(rest, expected);
     assert.equal(signers, undefined, 'the kernel is not in the sidecar: its signers are unknown, not "unsigned"');
-    assert.deepEqual(url, { url: source.url, sha256: pinned, busyboxOffset: fromTar.busybox.offset, sumsOffset: url!.sumsOffset, sumsBytes: readFileSync(join(image, 'SHA256SUMS')).length });
+    assert.deepEqual(url, {
+      url: source.url,
+      sha256: pinned,
+      busyboxOffset: fromTar.busybox.offset,
+      sumsOffset: url!.sumsOffset,
+      sumsBytes: readFileSync(join(image, 'SHA256SUMS')).length,
+    });
     const tarBytes = readFileSync(tar);
-    assert.deepEqual(tarBytes.subarray(url!.sumsOffset, url!.sumsOffset + url!.sumsBytes), readFileSync(join(image, 'SHA256SUMS')), 'SHA256SUMS sits at the offset the host copies from');
+    assert.deepEqual(
+      tarBytes.subarray(url!.sumsOffset, url!.sumsOffset + url!.sumsBytes),
+      readFileSync(join(image, 'SHA256SUMS')),
+      'SHA256SUMS sits at the offset the host copies from',
+    );
   });
 
   it('copies the small files, not the programs or the kernel', () => {
@@ -116,12 +135,40 @@ describe('the sidecar (scripts/image-sidecar.sh) and imageFromSidecar', () => {
   };
   const text = (name: string) => tarFiles(sidecar).get(name)!.toString('utf8');
   const refusals: [string, () => Buffer, { url: string; sha256: string }, RegExp][] = [
-    ['a sidecar of another tarball (the pin does not match)', () => sidecar, { ...source, sha256: A }, /describes a tarball with sha256 [0-9a-f]{64}, not the pinned a{64}/],
-    ['a sidecar claiming the pinned hash with a changed image.info', () => tampered('emergency-image/image.info', text('emergency-image/image.info').replace('unit image', 'evil image')), source, /image\.info, which does not match its SHA256SUMS line/],
+    [
+      'a sidecar of another tarball (the pin does not match)',
+      () => sidecar,
+      { ...source, sha256: A },
+      /describes a tarball with sha256 [0-9a-f]{64}, not the pinned a{64}/,
+    ],
+    [
+      'a sidecar claiming the pinned hash with a changed image.info',
+      () => tampered('emergency-image/image.info', text('emergency-image/image.info').replace('unit image', 'evil image')),
+      source,
+      /image\.info, which does not match its SHA256SUMS line/,
+    ],
     ['a sidecar without its SHA256SUMS copy', () => tampered('emergency-image/SHA256SUMS', undefined), source, /holds no copy of SHA256SUMS/],
-    ['a member placed off a tar block', () => tampered('members', text('members').replace(/^(\d+) (\d+) bin\/busybox$/m, (_l, o, s) => `${Number(o) + 1} ${s} bin/busybox`)), source, /places bin\/busybox outside the tarball/],
+    [
+      'a member placed off a tar block',
+      () =>
+        tampered(
+          'members',
+          text('members').replace(/^(\d+) (\d+) bin\/busybox$/m, (_l, o, s) => `${Number(o) + 1} ${s} bin/busybox`),
+        ),
+      source,
+      /places bin\/busybox outside the tarball/,
+    ],
     ['a members list without the kernel', () => tampered('members', text('members').replace(/^.* kernel\n/m, '')), source, /lists no kernel/],
-    ['a copy whose size disagrees with the list', () => tampered('members', text('members').replace(/^(\d+) (\d+) cmdline$/m, (_l, o) => `${o} 5 cmdline`)), source, /copies cmdline with \d+ bytes, but lists it with 5/],
+    [
+      'a copy whose size disagrees with the list',
+      () =>
+        tampered(
+          'members',
+          text('members').replace(/^(\d+) (\d+) cmdline$/m, (_l, o) => `${o} 5 cmdline`),
+        ),
+      source,
+      /copies cmdline with \d+ bytes, but lists it with 5/,
+    ],
     ['not a tar at all', () => Buffer.from('<html>404</html>'), source, /is not a valid sidecar/],
   ];
   for (const [name, make, src, expected] of refusals) {
@@ -151,7 +198,8 @@ describe('planFetch: the host fetches, or this machine does', () => {
   for (const [name, probe, available, expected] of cases) {
     it(name, () => {
       const plan = planFetch(probe, available, image, memory);
-      if (expected === 'host') assert.deepEqual(plan, { via: 'host', fetcher: probe.url_fetcher, shaTool: probe.url_sha256, tmpfsBytes: (150 << 20) + (100 << 20) });
+      if (expected === 'host')
+        assert.deepEqual(plan, { via: 'host', fetcher: probe.url_fetcher, shaTool: probe.url_sha256, tmpfsBytes: (150 << 20) + (100 << 20) });
       else assert.ok(plan.via === 'operator' && expected.test(plan.reason), JSON.stringify(plan));
     });
   }

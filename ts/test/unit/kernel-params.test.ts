@@ -28,13 +28,18 @@ describe('rescue kernel parameters: one place for both image builders', () => {
   it('covers both architectures', () => assert.deepEqual(arches.sort(), ['aarch64', 'x86_64']));
 
   for (const arch of arches) {
-    it(`${arch}: the test image builder and the Nix modules read the same parameters`, { skip: hasNixInstantiate() ? false : 'nix-instantiate is not installed (apt-get install nix-bin)' }, () => {
+    it(`${arch}: the test image builder and the Nix modules read the same parameters`, {
+      skip: hasNixInstantiate() ? false : 'nix-instantiate is not installed (apt-get install nix-bin)',
+    }, () => {
       assert.deepEqual(rescueKernelParams(arch), nixRescueKernelParams(arch));
     });
 
     it(`${arch}: a panic reboots, the rescue marker is set, the serial console is /dev/console`, () => {
       const params = rescueKernelParams(arch);
-      assert.ok(params.some((p) => /^panic=[1-9][0-9]*$/.test(p)), `no positive panic= in ${params.join(' ')}`);
+      assert.ok(
+        params.some((p) => /^panic=[1-9][0-9]*$/.test(p)),
+        `no positive panic= in ${params.join(' ')}`,
+      );
       assert.ok(params.includes('emergency.rescue=1'));
       const consoles = params.filter((p) => p.startsWith('console='));
       assert.match(consoles.at(-1)!, arch === 'x86_64' ? /^console=ttyS0,/ : /^console=ttyAMA0,/);

@@ -9,10 +9,30 @@ const LOCKDOWN_LOAD =
 
 describe('explainKexecFailure', () => {
   const cases: [string, string | undefined, string | undefined, string | undefined][] = [
-    ['lockdown: both refused, the segment table dropped', LOCKDOWN_FILE, LOCKDOWN_LOAD, 'kexec_file_load: Operation not permitted; kexec_load: Operation not permitted — the running kernel does not allow it: locked down (it loads only kernels signed by a key it trusts) or kexec disabled'],
-    ['an untrusted signature, then EPERM', 'kexec_file_load failed: Key was rejected by service', LOCKDOWN_LOAD, 'kexec_file_load: Key was rejected by service; kexec_load: Operation not permitted — the rescue kernel is signed by a key the running kernel does not trust; the running kernel does not allow it: locked down (it loads only kernels signed by a key it trusts) or kexec disabled'],
-    ['no kexec_file_load, kexec_load out of memory', 'kexec_file_load failed: Function not implemented', 'kexec_load failed: Cannot allocate memory entry = 0x0', 'kexec_file_load: Function not implemented; kexec_load: Cannot allocate memory — the running kernel has no kexec_file_load; not enough contiguous memory for the rescue kernel and initrd'],
-    ['an unknown message is kept as it is', 'Cannot determine the file type of /run/x/kernel', undefined, 'kexec_file_load: Cannot determine the file type of /run/x/kernel'],
+    [
+      'lockdown: both refused, the segment table dropped',
+      LOCKDOWN_FILE,
+      LOCKDOWN_LOAD,
+      'kexec_file_load: Operation not permitted; kexec_load: Operation not permitted — the running kernel does not allow it: locked down (it loads only kernels signed by a key it trusts) or kexec disabled',
+    ],
+    [
+      'an untrusted signature, then EPERM',
+      'kexec_file_load failed: Key was rejected by service',
+      LOCKDOWN_LOAD,
+      'kexec_file_load: Key was rejected by service; kexec_load: Operation not permitted — the rescue kernel is signed by a key the running kernel does not trust; the running kernel does not allow it: locked down (it loads only kernels signed by a key it trusts) or kexec disabled',
+    ],
+    [
+      'no kexec_file_load, kexec_load out of memory',
+      'kexec_file_load failed: Function not implemented',
+      'kexec_load failed: Cannot allocate memory entry = 0x0',
+      'kexec_file_load: Function not implemented; kexec_load: Cannot allocate memory — the running kernel has no kexec_file_load; not enough contiguous memory for the rescue kernel and initrd',
+    ],
+    [
+      'an unknown message is kept as it is',
+      'Cannot determine the file type of /run/x/kernel',
+      undefined,
+      'kexec_file_load: Cannot determine the file type of /run/x/kernel',
+    ],
     ['nothing said', undefined, '', undefined],
   ];
   for (const [name, file, load, expected] of cases) it(name, () => assert.equal(explainKexecFailure(file, load), expected));

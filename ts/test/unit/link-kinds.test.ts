@@ -31,7 +31,16 @@ function captured(kind: VirtualKind, info_data: Record<string, unknown>, extra: 
   };
 }
 
-const captureOf = (links: IpLink[]): NetworkCapture => ({ links, routes4: [], routes6: [], rules4: [], rules6: [], rtTables: {}, resolvConf: 'nameserver 192.0.2.53\n', notes: [] });
+const captureOf = (links: IpLink[]): NetworkCapture => ({
+  links,
+  routes4: [],
+  routes6: [],
+  rules4: [],
+  rules6: [],
+  rtTables: {},
+  resolvConf: 'nameserver 192.0.2.53\n',
+  notes: [],
+});
 
 /** One row per kind: its captured link, and what the restore script, the description and the test server say. */
 const ROWS: { kind: VirtualKind; link: IpLink; nicIsMember: boolean; creates: RegExp; describes: string; spec: LinkSpec; builds: string[] }[] = [
@@ -42,13 +51,18 @@ const ROWS: { kind: VirtualKind; link: IpLink; nicIsMember: boolean; creates: Re
     creates: /new_link "\$if_2" name "\$if_2" address 52:54:00:aa:bb:01 type bond mode active-backup miimon 100\n/,
     describes: 'bond0: bond, re-created with MAC 52:54:00:aa:bb:01 mode active-backup miimon 100 primary eth0',
     spec: { kind: 'bond', name: 'bond0', mode: 'active-backup', miimon: 100, members: ['eth0'], primary: 'eth0', ipv4: [], ipv6: [] },
-    builds: ['ip link add name bond0 type bond mode active-backup miimon 100', 'ip link set dev eth0 master bond0', 'ip link set dev bond0 type bond primary eth0'],
+    builds: [
+      'ip link add name bond0 type bond mode active-backup miimon 100',
+      'ip link set dev eth0 master bond0',
+      'ip link set dev bond0 type bond primary eth0',
+    ],
   },
   {
     kind: 'vlan',
     link: captured('vlan', { protocol: '802.1ad', id: 42 }, { link: 'eth0' }),
     nicIsMember: false,
-    creates: /if \[ -n "\$if_1" \]; then\n {2}step 'create vlan vlan0 \(52:54:00:aa:bb:01\)' new_link "\$if_2" link "\$if_1" name "\$if_2" address 52:54:00:aa:bb:01 type vlan id 42 protocol 802\.1ad\n/,
+    creates:
+      /if \[ -n "\$if_1" \]; then\n {2}step 'create vlan vlan0 \(52:54:00:aa:bb:01\)' new_link "\$if_2" link "\$if_1" name "\$if_2" address 52:54:00:aa:bb:01 type vlan id 42 protocol 802\.1ad\n/,
     describes: 'vlan0: VLAN 42 on eth0, re-created with MAC 52:54:00:aa:bb:01',
     spec: { kind: 'vlan', name: 'vlan0', parent: 'eth0', id: 42, ipv4: [], ipv6: [] },
     builds: ['ip link add link eth0 name vlan0 type vlan id 42'],
@@ -88,7 +102,10 @@ describe('link kinds: each entry drives plan, render, description and the test s
       assert.ok(planned, `${row.kind} is planned: ${JSON.stringify(plan.skipped)}`);
       assert.equal(planned.kind, row.kind);
       assert.equal(planned.mac, LINK_MAC, 're-created with the old MAC');
-      assert.deepEqual(planned.addresses.map((a) => a.cidr), ['192.0.2.7/24']);
+      assert.deepEqual(
+        planned.addresses.map((a) => a.cidr),
+        ['192.0.2.7/24'],
+      );
       assert.ok(plan.interfaces.indexOf(planned) > plan.interfaces.findIndex((i) => i.name === 'eth0'), 'after the NIC it hangs off or holds');
 
       const script = renderRestoreScript(plan);
@@ -97,7 +114,10 @@ describe('link kinds: each entry drives plan, render, description and the test s
       if (row.nicIsMember) assert.match(script, /enslave "\$if_1" "\$if_2"/);
       // Bond members take the bond's MTU: the table says whether the NIC gets its own.
       assert.equal(/ip link set dev "\$if_1" mtu/.test(script), !(row.nicIsMember && LINK_KINDS[row.kind].membersTakeMtu));
-      for (const argv of [['dash', '-n'], ['busybox', 'ash', '-n']].filter((c) => has(c[0]))) {
+      for (const argv of [
+        ['dash', '-n'],
+        ['busybox', 'ash', '-n'],
+      ].filter((c) => has(c[0]))) {
         const r = spawnSync(argv[0], argv.slice(1), { input: script, encoding: 'utf8' });
         assert.equal(r.status, 0, `${argv.join(' ')}: ${r.stderr}`);
       }
@@ -107,7 +127,10 @@ describe('link kinds: each entry drives plan, render, description and the test s
       const scenario = { ...defaultScenario(), links: [row.spec] };
       const setup = renderSetup(scenario);
       const entry = LINK_KINDS[row.kind];
-      assert.ok(setup.includes(`run ${['modprobe', entry.module, ...entry.moduleOptions].join(' ')}\n`), 'the kind’s module is loaded, without a link of its own');
+      assert.ok(
+        setup.includes(`run ${['modprobe', entry.module, ...entry.moduleOptions].join(' ')}\n`),
+        'the kind’s module is loaded, without a link of its own',
+      );
       for (const line of row.builds) assert.ok(setup.includes(`run ${line}\n`), `${line} in:\n${setup}`);
     });
   }
@@ -132,13 +155,22 @@ describe('link kinds: each entry drives plan, render, description and the test s
   test('the checks of the test harness come from the entries too', () => {
     const shown = (kind: string, info_data: Record<string, unknown>, link?: string) => ({ ifname: 'x', linkinfo: { info_kind: kind, info_data }, link });
     const bond: LinkSpec = { kind: 'bond', name: 'bond0', mode: 'active-backup', members: [], primary: 'eno2', ipv4: [], ipv6: [] };
-    assert.deepEqual(checkLink(bond, shown('bond', { mode: 'active-backup', primary: 'eth1' }), () => 'eth1'), []);
-    assert.deepEqual(checkLink(bond, shown('bond', { mode: 'balance-rr' }), () => 'eth1'), [
-      'bond bond0 has mode balance-rr, not active-backup',
-      'bond bond0 has primary none, not eth1 (was eno2)',
-    ]);
+    assert.deepEqual(
+      checkLink(bond, shown('bond', { mode: 'active-backup', primary: 'eth1' }), () => 'eth1'),
+      [],
+    );
+    assert.deepEqual(
+      checkLink(bond, shown('bond', { mode: 'balance-rr' }), () => 'eth1'),
+      ['bond bond0 has mode balance-rr, not active-backup', 'bond bond0 has primary none, not eth1 (was eno2)'],
+    );
     const vlan: LinkSpec = { kind: 'vlan', name: 'v', parent: 'eno1', id: 7, ipv4: [], ipv6: [] };
-    assert.deepEqual(checkLink(vlan, shown('vlan', { id: 8 }, 'eth0'), () => 'eth0'), ['VLAN v has id 8, not 7']);
-    assert.deepEqual(checkLink({ kind: 'dummy', name: 'd', ipv4: [], ipv6: [] }, shown('dummy', {}), (n) => n), []);
+    assert.deepEqual(
+      checkLink(vlan, shown('vlan', { id: 8 }, 'eth0'), () => 'eth0'),
+      ['VLAN v has id 8, not 7'],
+    );
+    assert.deepEqual(
+      checkLink({ kind: 'dummy', name: 'd', ipv4: [], ipv6: [] }, shown('dummy', {}), (n) => n),
+      [],
+    );
   });
 });

@@ -25,7 +25,10 @@ describe('parseNetworkCapture', () => {
   test('every fixture parses, with loopback and at least one other interface', () => {
     for (const name of fixtureNames()) {
       const capture = parseNetworkCapture(fixtureOutput(name));
-      assert.ok(capture.links.some((l) => l.link_type === 'loopback'), name);
+      assert.ok(
+        capture.links.some((l) => l.link_type === 'loopback'),
+        name,
+      );
       assert.ok(capture.links.length >= 2, name);
       assert.equal(captureNeedsImageIp(fixtureOutput(name)), false, name);
     }
@@ -37,7 +40,11 @@ describe('parseNetworkCapture', () => {
     ['not JSON', edited('static-ipv4', 'ip-rule4', { body: 'Usage: ip rule' }), /ip-rule4 is not JSON/],
     ['not an array', edited('static-ipv4', 'ip-route4', { body: '{}' }), /ip-route4 is not a JSON array/],
     ['route without dst', edited('static-ipv4', 'ip-route4', { body: '[{"dev":"eth0"}]' }), /ip-route4\[0\] field "dst" is missing/],
-    ['link without name', edited('static-ipv4', 'ip-addr', { body: '[{"ifindex":1,"mtu":1,"link_type":"loopback","flags":[]}]' }), /ip-addr\[0\] field "ifname" is missing/],
+    [
+      'link without name',
+      edited('static-ipv4', 'ip-addr', { body: '[{"ifindex":1,"mtu":1,"link_type":"loopback","flags":[]}]' }),
+      /ip-addr\[0\] field "ifname" is missing/,
+    ],
     ['no loopback', edited('static-ipv4', 'ip-addr', { body: '[]' }), /no loopback interface/],
     ['IPv4 routes failed', edited('static-ipv4', 'ip-route4', { args: ['failed', '1'], body: 'boom' }), /ip-route4: ip failed with exit code 1/],
     ['capture error', parseScriptOutput('@@emergency-section capture-unavailable no-ip-json\n'), /capture failed on the host \(no-ip-json\)/],
@@ -69,7 +76,8 @@ describe('parseNetworkCapture', () => {
       [edited('static-ipv4', 'ip-route4', { args: ['failed', '255'], body: 'Option "-j" is unknown' }), true],
       [edited('static-ipv4', 'ip-route6', null), true],
     ];
-    for (const [output, expected] of rows) assert.equal(captureNeedsImageIp(output), expected, JSON.stringify(output.sections.map((s) => s.name + ' ' + s.args.join(' '))));
+    for (const [output, expected] of rows)
+      assert.equal(captureNeedsImageIp(output), expected, JSON.stringify(output.sections.map((s) => `${s.name} ${s.args.join(' ')}`)));
   });
 
   test('parseRtTables', () => {
@@ -117,16 +125,27 @@ describe('capture-network.sh', () => {
 
     test(`${shell.join(' ')}: an ip without JSON, or none, asks for the image's ip`, () => {
       const oldIp = fake('old-ip', 'echo "Option \\"-j\\" is unknown, try \\"ip -help\\"." >&2; exit 255');
-      for (const [args, reason] of [[[oldIp], 'no-ip-json'], [[join(dir, 'missing-ip')], 'no-ip']] as const) {
+      for (const [args, reason] of [
+        [[oldIp], 'no-ip-json'],
+        [[join(dir, 'missing-ip')], 'no-ip'],
+      ] as const) {
         const out = run(shell, ...args);
-        assert.deepEqual(out.sections.map((s) => [s.name, ...s.args]), [['capture-unavailable', reason]]);
+        assert.deepEqual(
+          out.sections.map((s) => [s.name, ...s.args]),
+          [['capture-unavailable', reason]],
+        );
         assert.equal(captureNeedsImageIp(out), true);
       }
     });
 
-    test(`${shell.join(' ')}: the ip command may be several words; a failing section is reported, not fatal`, { skip: has('ip') ? false : 'no ip here' }, () => {
+    test(`${shell.join(' ')}: the ip command may be several words; a failing section is reported, not fatal`, {
+      skip: has('ip') ? false : 'no ip here',
+    }, () => {
       // Stands in for `ld.so --library-path lib bin/ip` and for a kernel without IPv6.
-      const wrapper = fake('wrap', 'shift 2; case "$*" in *"-6 route"*) echo "RTNETLINK answers: Address family not supported by protocol" >&2; exit 2;; esac; exec ip "$@"');
+      const wrapper = fake(
+        'wrap',
+        'shift 2; case "$*" in *"-6 route"*) echo "RTNETLINK answers: Address family not supported by protocol" >&2; exit 2;; esac; exec ip "$@"',
+      );
       const out = run(shell, wrapper, '--library-path', 'ip');
       assert.deepEqual(out.sections.find((s) => s.name === 'ip-route6')?.args, ['failed', '2']);
       const capture = parseNetworkCapture(out);

@@ -39,11 +39,7 @@ const ROWS: Row[] = [
     interfaces: { lo: 'loopback ', eno1: 'nic 52:54:00:12:34:03' },
     addresses: { eno1: ['198.51.100.20/24 static', '203.0.113.200/32 static', '2001:41d0:1:2::1/128 static'] },
     // The IPv6 gateway is outside the /128: its on-link host route must come before the default via it.
-    routes: [
-      '-6 2001:41d0:1:2ff:ff:ff:ff:ff dev eno1',
-      'default via 198.51.100.254 dev eno1',
-      '-6 default via 2001:41d0:1:2ff:ff:ff:ff:ff dev eno1',
-    ],
+    routes: ['-6 2001:41d0:1:2ff:ff:ff:ff:ff dev eno1', 'default via 198.51.100.254 dev eno1', '-6 default via 2001:41d0:1:2ff:ff:ff:ff:ff dev eno1'],
     nameservers: ['192.0.2.53'],
   },
   {
@@ -178,11 +174,7 @@ describe('planNetwork', () => {
   for (const row of ROWS) {
     test(row.fixture, () => {
       const { plan } = fixture(row.fixture);
-      assert.deepEqual(
-        Object.fromEntries(plan.interfaces.map((i) => [i.name, `${i.kind} ${i.mac}`])),
-        row.interfaces,
-        'interfaces',
-      );
+      assert.deepEqual(Object.fromEntries(plan.interfaces.map((i) => [i.name, `${i.kind} ${i.mac}`])), row.interfaces, 'interfaces');
       const addresses = Object.fromEntries(
         plan.interfaces
           .filter((i) => i.addresses.length > 0)
@@ -195,7 +187,11 @@ describe('planNetwork', () => {
       assert.deepEqual(plan.dns?.nameservers ?? [], row.nameservers, 'nameservers');
       if (row.search) assert.deepEqual(plan.dns?.search, row.search, 'search domains');
       const skipped = plan.skipped.map((s) => `${s.what}: ${s.reason}`);
-      for (const s of row.skipped ?? []) assert.ok(skipped.some((x) => x.includes(s)), `skipped "${s}" in ${skipped.join(' | ')}`);
+      for (const s of row.skipped ?? [])
+        assert.ok(
+          skipped.some((x) => x.includes(s)),
+          `skipped "${s}" in ${skipped.join(' | ')}`,
+        );
       if (!row.skipped) assert.deepEqual(skipped, [], 'nothing skipped');
     });
   }
@@ -225,7 +221,7 @@ describe('planNetwork', () => {
     assert.equal(plan.interfaces.find((i) => i.name === 'eno2')!.master, 'bond0');
   });
 
-  test("an active-backup bond keeps its primary member (by old name), or says why not", () => {
+  test('an active-backup bond keeps its primary member (by old name), or says why not', () => {
     const withPrimary = (primary: string) => {
       const { capture } = fixture('bond-vlan-datacentre');
       const data = capture.links.find((l) => l.ifname === 'bond0')!.linkinfo!.info_data!;
@@ -235,17 +231,29 @@ describe('planNetwork', () => {
     assert.equal(withPrimary('eno2').interfaces.find((i) => i.name === 'bond0')!.primary, 'eno2');
     const stray = withPrimary('eno9');
     assert.equal(stray.interfaces.find((i) => i.name === 'bond0')!.primary, undefined);
-    assert.ok(stray.skipped.some((s) => s.what === 'primary eno9 of bond0' && /not a restored member/.test(s.reason)), JSON.stringify(stray.skipped));
+    assert.ok(
+      stray.skipped.some((s) => s.what === 'primary eno9 of bond0' && /not a restored member/.test(s.reason)),
+      JSON.stringify(stray.skipped),
+    );
   });
 
   test('real NICs are required, veths and idle down NICs are optional', () => {
     const nics = fixture('bond-vlan-datacentre').plan.interfaces.filter((i) => i.kind === 'nic');
-    assert.deepEqual(nics.map((i) => [i.name, i.optional]), [['eno1', false], ['eno2', false]]);
+    assert.deepEqual(
+      nics.map((i) => [i.name, i.optional]),
+      [
+        ['eno1', false],
+        ['eno2', false],
+      ],
+    );
     assert.equal(fixture('static-ipv4').plan.interfaces.find((i) => i.name === 'eth0')!.optional, true);
   });
 
   test('dynamic addresses ask for DHCP (IPv4) or accept RA (IPv6); static ones do neither', () => {
-    const flags = (name: string) => fixture(name).plan.interfaces.filter((i) => i.kind !== 'loopback').map((i) => [i.name, i.dhcp4, i.acceptRa]);
+    const flags = (name: string) =>
+      fixture(name)
+        .plan.interfaces.filter((i) => i.kind !== 'loopback')
+        .map((i) => [i.name, i.dhcp4, i.acceptRa]);
     assert.deepEqual(flags('aws-dhcp'), [['ens5', true, false]]);
     assert.deepEqual(flags('ipv6-ra'), [['eth0', false, true]]);
     assert.deepEqual(flags('hetzner-dedicated'), [['enp0s31f6', false, false]]);
@@ -255,17 +263,29 @@ describe('planNetwork', () => {
     const routes = fixture('route-attributes').plan.routes;
     const dflt = routes.find((r) => r.dst === 'default')!;
     assert.equal(dflt.metric, 10);
-    assert.deepEqual(dflt.metrics, [['mtu', '1400'], ['advmss', '1360']]);
+    assert.deepEqual(dflt.metrics, [
+      ['mtu', '1400'],
+      ['advmss', '1360'],
+    ]);
     assert.equal(routes.find((r) => r.dst === '10.50.0.0/16')!.protocol, 'static');
     const aws = fixture('aws-dhcp').plan.routes;
-    assert.deepEqual(aws.map((r) => [r.prefsrc, r.protocol, r.dynamic]), [['172.31.5.9', 'dhcp', true], ['172.31.5.9', 'dhcp', true]]);
+    assert.deepEqual(
+      aws.map((r) => [r.prefsrc, r.protocol, r.dynamic]),
+      [
+        ['172.31.5.9', 'dhcp', true],
+        ['172.31.5.9', 'dhcp', true],
+      ],
+    );
   });
 
   test('a named routing table is resolved through rt_tables, an unknown name is skipped', () => {
     const { capture } = fixture('policy-routing');
     const named = {
       ...capture,
-      routes4: [{ dst: 'default', gateway: '10.2.0.1', dev: 'eth1', table: 'uplink2', flags: [] }, { dst: 'default', gateway: '10.2.0.1', dev: 'eth1', table: 'nowhere', flags: [] }],
+      routes4: [
+        { dst: 'default', gateway: '10.2.0.1', dev: 'eth1', table: 'uplink2', flags: [] },
+        { dst: 'default', gateway: '10.2.0.1', dev: 'eth1', table: 'nowhere', flags: [] },
+      ],
       rules4: [{ priority: 5, src: 'all', table: 'uplink2' }],
       rtTables: { ...capture.rtTables, uplink2: 42 },
     };
@@ -279,7 +299,10 @@ describe('planNetwork', () => {
     const { capture } = fixture('static-ipv4');
     const plan = planNetwork({ ...capture, rules4: [{ priority: 7, src: 'all', l3mdev: 1, table: '9' }] });
     assert.deepEqual(plan.rules, []);
-    assert.deepEqual(plan.skipped.map((s) => s.what + ': ' + s.reason), ['rule priority 7: rule attribute l3mdev is not restored']);
+    assert.deepEqual(
+      plan.skipped.map((s) => `${s.what}: ${s.reason}`),
+      ['rule priority 7: rule attribute l3mdev is not restored'],
+    );
   });
 
   test('a stub resolv.conf without resolved upstream file restores no nameservers and says why', () => {

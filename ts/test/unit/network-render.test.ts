@@ -7,7 +7,10 @@ import { describePlan, renderRestoreScript } from '../../network/render.js';
 import { fixture, fixtureNames } from './network-fixtures.js';
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-const SYNTAX_CHECKERS = [['dash', '-n'], ['busybox', 'ash', '-n']].filter((c) => has(c[0]));
+const SYNTAX_CHECKERS = [
+  ['dash', '-n'],
+  ['busybox', 'ash', '-n'],
+].filter((c) => has(c[0]));
 
 /** The script without comments and single-quoted strings (descriptions and messages), i.e. only the code. */
 const codeOnly = (script: string) =>
@@ -19,7 +22,9 @@ const codeOnly = (script: string) =>
 
 describe('renderRestoreScript', () => {
   test('what the planner left out is said by network.sh too, for the restore report', () => {
-    const withSkips = fixtureNames().map((n) => fixture(n).plan).filter((p) => p.skipped.length > 0);
+    const withSkips = fixtureNames()
+      .map((n) => fixture(n).plan)
+      .filter((p) => p.skipped.length > 0);
     assert.ok(withSkips.length > 0, 'some fixture has skipped items');
     for (const plan of withSkips) {
       const script = renderRestoreScript(plan);
@@ -61,7 +66,7 @@ describe('renderRestoreScript', () => {
 
   test('routes are added on-link first, in the order of the plan', () => {
     const script = renderRestoreScript(fixture('ovh-failover').plan);
-    const hostRoute = script.indexOf("ip -6 route replace 2001:41d0:1:2ff:ff:ff:ff:ff metric 1024 dev");
+    const hostRoute = script.indexOf('ip -6 route replace 2001:41d0:1:2ff:ff:ff:ff:ff metric 1024 dev');
     const viaIt = script.indexOf('ip -6 route replace default via 2001:41d0:1:2ff:ff:ff:ff:ff');
     assert.ok(hostRoute > 0 && viaIt > hostRoute, 'host route to the gateway before the route via it');
   });

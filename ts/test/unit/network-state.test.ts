@@ -7,11 +7,31 @@ import { dataCentreScenario, defaultScenario } from '../lib/server-scenario.js';
 const scenario = defaultScenario();
 const restored = (): NetworkState => ({
   addrs: [
-    { ifname: 'eth0', address: '52:54:00:12:34:01', addr_info: [{ family: 'inet', local: '10.0.2.15', prefixlen: 24 }, { family: 'inet6', local: 'fec0::15', prefixlen: 64 }] },
-    { ifname: 'eth1', address: '52:54:00:12:34:02', addr_info: [{ family: 'inet', local: '10.0.3.15', prefixlen: 24 }, { family: 'inet6', local: 'fec0:0:0:3::15', prefixlen: 64 }] },
+    {
+      ifname: 'eth0',
+      address: '52:54:00:12:34:01',
+      addr_info: [
+        { family: 'inet', local: '10.0.2.15', prefixlen: 24 },
+        { family: 'inet6', local: 'fec0::15', prefixlen: 64 },
+      ],
+    },
+    {
+      ifname: 'eth1',
+      address: '52:54:00:12:34:02',
+      addr_info: [
+        { family: 'inet', local: '10.0.3.15', prefixlen: 24 },
+        { family: 'inet6', local: 'fec0:0:0:3::15', prefixlen: 64 },
+      ],
+    },
   ],
-  routes4: [{ dst: 'default', gateway: '10.0.2.2', dev: 'eth0' }, { dst: '198.51.100.0/24', gateway: '10.0.3.2', dev: 'eth1' }],
-  routes6: [{ dst: '2001:db8:100::/64', gateway: 'fec0:0:0:3::2', dev: 'eth1' }, { dst: 'default', gateway: 'fe80::2', dev: 'eth0' }],
+  routes4: [
+    { dst: 'default', gateway: '10.0.2.2', dev: 'eth0' },
+    { dst: '198.51.100.0/24', gateway: '10.0.3.2', dev: 'eth1' },
+  ],
+  routes6: [
+    { dst: '2001:db8:100::/64', gateway: 'fec0:0:0:3::2', dev: 'eth1' },
+    { dst: 'default', gateway: 'fe80::2', dev: 'eth0' },
+  ],
   resolvConf: 'nameserver 10.0.2.3\nnameserver fec0::3\nsearch test.example\n',
 });
 
@@ -30,7 +50,10 @@ describe('networkDifferences', () => {
     it(`notices a lost ${name}`, () => {
       const state = restored();
       lose(state);
-      assert.ok(networkDifferences(scenario, state).some((p) => message.test(p)), JSON.stringify(networkDifferences(scenario, state)));
+      assert.ok(
+        networkDifferences(scenario, state).some((p) => message.test(p)),
+        JSON.stringify(networkDifferences(scenario, state)),
+      );
     });
   }
 });
@@ -42,12 +65,26 @@ const BOND_MAC = '52:54:00:12:34:11';
 const DUMMY_MAC = '6a:1e:3c:55:02:80';
 const dcRestored = (): NetworkState => ({
   addrs: [
-    { ifname: 'eth0', address: '52:54:00:12:34:01', addr_info: [{ family: 'inet', local: '10.0.2.15', prefixlen: 24 }, { family: 'inet6', local: 'fec0::15', prefixlen: 64 }] },
+    {
+      ifname: 'eth0',
+      address: '52:54:00:12:34:01',
+      addr_info: [
+        { family: 'inet', local: '10.0.2.15', prefixlen: 24 },
+        { family: 'inet6', local: 'fec0::15', prefixlen: 64 },
+      ],
+    },
     { ifname: 'eth1', address: BOND_MAC, addr_info: [] },
     { ifname: 'eth2', address: BOND_MAC, addr_info: [] },
     { ifname: 'eth3', address: '52:54:00:12:34:13', addr_info: [] },
     { ifname: 'bond0', address: BOND_MAC, addr_info: [{ family: 'inet', local: '10.10.0.5', prefixlen: 24 }] },
-    { ifname: 'bond0.100', address: BOND_MAC, addr_info: [{ family: 'inet', local: '10.100.0.5', prefixlen: 24 }, { family: 'inet6', local: '2001:db8:100::5', prefixlen: 64 }] },
+    {
+      ifname: 'bond0.100',
+      address: BOND_MAC,
+      addr_info: [
+        { family: 'inet', local: '10.100.0.5', prefixlen: 24 },
+        { family: 'inet6', local: '2001:db8:100::5', prefixlen: 64 },
+      ],
+    },
     { ifname: 'br0', address: '52:54:00:12:34:13', addr_info: [{ family: 'inet', local: '10.30.0.5', prefixlen: 24 }] },
     { ifname: 'anycast0', address: DUMMY_MAC, addr_info: [{ family: 'inet', local: '192.0.2.80', prefixlen: 32 }] },
   ],
@@ -96,7 +133,10 @@ describe('networkDifferences with bonds, VLANs, bridges and a dummy', () => {
       const state = dcRestored();
       lose(state);
       const problems = networkDifferences(dc, state);
-      assert.ok(problems.some((p) => message.test(p)), JSON.stringify(problems));
+      assert.ok(
+        problems.some((p) => message.test(p)),
+        JSON.stringify(problems),
+      );
     });
   }
   it('virtualLinkMacs lists bonds, VLANs, bridges and dummies, not NICs', () => {

@@ -14,7 +14,14 @@ describe('the nix build call', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('uses --json --no-link (Nix 2.4+), not --print-out-paths (2.14+), with flakes switched on for the call', () => {
-    assert.deepEqual(nixBuildArgs('.#packages.x86_64-linux.image'), ['--extra-experimental-features', 'nix-command flakes', 'build', '--json', '--no-link', '.#packages.x86_64-linux.image']);
+    assert.deepEqual(nixBuildArgs('.#packages.x86_64-linux.image'), [
+      '--extra-experimental-features',
+      'nix-command flakes',
+      'build',
+      '--json',
+      '--no-link',
+      '.#packages.x86_64-linux.image',
+    ]);
   });
 
   for (const [stdout, path] of [
@@ -30,9 +37,18 @@ describe('the nix build call', () => {
 
   it('nixOnPath looks for an executable nix in each PATH directory', () => {
     const present = new Set(['/opt/nix/bin/nix']);
-    assert.equal(nixOnPath('/usr/bin:/opt/nix/bin', (f) => present.has(f)), true);
-    assert.equal(nixOnPath('/usr/bin::/bin', (f) => present.has(f)), false);
-    assert.equal(nixOnPath(undefined, () => true), false);
+    assert.equal(
+      nixOnPath('/usr/bin:/opt/nix/bin', (f) => present.has(f)),
+      true,
+    );
+    assert.equal(
+      nixOnPath('/usr/bin::/bin', (f) => present.has(f)),
+      false,
+    );
+    assert.equal(
+      nixOnPath(undefined, () => true),
+      false,
+    );
     const bin = mkdtempSync(join(dir, 'bin-'));
     writeFileSync(join(bin, 'nix'), '#!/bin/sh\n');
     assert.equal(nixOnPath(bin), false, 'not executable');
@@ -51,7 +67,10 @@ describe('the nix build call', () => {
   it('returns the store path a nix that speaks --json prints, and passes the attribute', async () => {
     const fake = join(dir, 'fake-nix');
     const argsFile = join(dir, 'fake-nix.args');
-    writeFileSync(fake, `#!/bin/sh\nprintf '%s\\n' "$@" >'${argsFile}'\necho '[{"drvPath":"/nix/store/a.drv","outputs":{"out":"/nix/store/abc-emergency-image"}}]'\n`);
+    writeFileSync(
+      fake,
+      `#!/bin/sh\nprintf '%s\\n' "$@" >'${argsFile}'\necho '[{"drvPath":"/nix/store/a.drv","outputs":{"out":"/nix/store/abc-emergency-image"}}]'\n`,
+    );
     chmodSync(fake, 0o755);
     assert.equal(await buildImageWithNix('aarch64', '/src/emergency', fake), '/nix/store/abc-emergency-image');
     assert.deepEqual(readFileSync(argsFile, 'utf8').trim().split('\n'), nixBuildArgs('/src/emergency#packages.aarch64-linux.image'));
@@ -61,7 +80,10 @@ describe('the nix build call', () => {
     await assert.rejects(buildImageWithNix('riscv64', '.', '/nonexistent'), (e: unknown) => e instanceof UsageError && /riscv64/.test(e.message));
   });
 
-  it("this machine's Nix (Debian's nix-bin in CI) understands the command line; an unbuildable flake is named with what to do", { skip: hasNix ? false : 'nix not installed (.ci/run installs nix-bin)', timeout: 180_000 }, async () => {
+  it("this machine's Nix (Debian's nix-bin in CI) understands the command line; an unbuildable flake is named with what to do", {
+    skip: hasNix ? false : 'nix not installed (.ci/run installs nix-bin)',
+    timeout: 180_000,
+  }, async () => {
     const flake = mkdtempSync(join(dir, 'flake-'));
     writeFileSync(join(flake, 'flake.nix'), '{ outputs = _: { }; }\n');
     await assert.rejects(buildImageWithNix('x86_64', `path:${flake}`), (e: unknown) => {

@@ -149,7 +149,14 @@ describe('formatBytes and parseRestoreSteps', () => {
     ]);
   });
   it("reads the restore report's step and network records (KIND NAME STATUS MESSAGE)", () => {
-    const report = ['format\t1\t-\temergency restore report', 'step\thost-keys\tok\t3 installed', 'network\t-\tfailed\tFAILED: route 10.9.0.0/16', 'step\tgateway\tweird\tx', 'done\t-\tfailed\t1 failed step(s)', ''].join('\n');
+    const report = [
+      'format\t1\t-\temergency restore report',
+      'step\thost-keys\tok\t3 installed',
+      'network\t-\tfailed\tFAILED: route 10.9.0.0/16',
+      'step\tgateway\tweird\tx',
+      'done\t-\tfailed\t1 failed step(s)',
+      '',
+    ].join('\n');
     assert.deepEqual(parseRestoreSteps(report), [
       { status: 'ok', text: 'host-keys: 3 installed' },
       { status: 'failed', text: 'network: FAILED: route 10.9.0.0/16' },
@@ -161,7 +168,15 @@ describe('renderRescueSummary', () => {
   const oldSystem = 'old root:  /dev/vda1 (ext4, rw)\nfirst:     e2fsck -fn /dev/vda1\n';
   it('names the host, lists the restore steps, the old system and how to leave', () => {
     assert.equal(
-      renderRescueSummary({ hostname: 'web1', oldSystem, restore: [{ status: 'ok', text: 'host keys: 2 installed' }, { status: 'failed', text: 'network: 1 step' }], fallback: 'armed: reboots in 600 s' }),
+      renderRescueSummary({
+        hostname: 'web1',
+        oldSystem,
+        restore: [
+          { status: 'ok', text: 'host keys: 2 installed' },
+          { status: 'failed', text: 'network: 1 step' },
+        ],
+        fallback: 'armed: reboots in 600 s',
+      }),
       "emergency rescue system for web1: running from RAM, the old system's disks are not mounted\n" +
         'restore:\n  ok       host keys: 2 installed\n  failed   network: 1 step\n' +
         oldSystem +
@@ -187,10 +202,20 @@ describe('rescue-banner.sh writes the same summary', () => {
 
   const oldSystem = renderOldSystem(parseOldSystem(parseScriptOutput(PREFLIGHT)));
   const cases: { name: string; report?: string; steps?: string; fallback?: string }[] = [
-    { name: 'with steps and fallback', steps: 'ok\thost keys: 2 installed\nfailed\tnetwork.sh reported 1 failed step(s); see /var/log/x\n', fallback: 'armed: the installed system boots in 600 s unless you log in\nsecond line\n' },
+    {
+      name: 'with steps and fallback',
+      steps: 'ok\thost keys: 2 installed\nfailed\tnetwork.sh reported 1 failed step(s); see /var/log/x\n',
+      fallback: 'armed: the installed system boots in 600 s unless you log in\nsecond line\n',
+    },
     { name: 'with an empty steps file and no fallback', steps: '', fallback: undefined },
     { name: 'without a steps file', steps: undefined, fallback: undefined },
-    { name: 'with a restore report (which wins over the steps file)', report: 'format\t1\t-\temergency restore report\nstep\thost-keys\tok\t3 installed\nnetwork\t-\tskipped\tskipped: multipath route\ndone\t-\tok\t0 failed step(s)\n', steps: 'ok\tignored\n', fallback: undefined },
+    {
+      name: 'with a restore report (which wins over the steps file)',
+      report:
+        'format\t1\t-\temergency restore report\nstep\thost-keys\tok\t3 installed\nnetwork\t-\tskipped\tskipped: multipath route\ndone\t-\tok\t0 failed step(s)\n',
+      steps: 'ok\tignored\n',
+      fallback: undefined,
+    },
   ];
   for (const shell of shells) {
     for (const c of cases) {
@@ -229,8 +254,15 @@ describe("preflight.sh's disk sections", () => {
       const r = spawnSync(shell[0], [...shell.slice(1), join(REPO, 'scripts/preflight.sh'), 'nobody'], { encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
       const output = parseScriptOutput(r.stdout);
-      for (const section of ['mounts', 'block-devices', 'disk-labels', 'preflight-end']) assert.ok(output.sections.some((s) => s.name === section), `section ${section}`);
-      const rootLine = readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => l.split(' ')[1] === '/').pop();
+      for (const section of ['mounts', 'block-devices', 'disk-labels', 'preflight-end'])
+        assert.ok(
+          output.sections.some((s) => s.name === section),
+          `section ${section}`,
+        );
+      const rootLine = readFileSync('/proc/self/mounts', 'utf8')
+        .split('\n')
+        .filter((l) => l.split(' ')[1] === '/')
+        .pop();
       const old = parseOldSystem(output);
       assert.equal(old.root?.device, rootLine?.split(' ')[0]);
       assert.equal(old.root?.fstype, rootLine?.split(' ')[2]);

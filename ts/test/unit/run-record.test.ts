@@ -111,7 +111,10 @@ describe('the --json run record', () => {
     assert.equal(record.host?.hostKeys[0].fingerprint, publicKeyFingerprint(pub)?.fingerprint);
     assert.deepEqual(record.host?.authorizedKeys, { accepted: 1, fingerprints: [publicKeyFingerprint(pub)!.fingerprint], leftOut: 1 });
     assert.equal(record.host?.root?.fstype, 'ext4');
-    assert.deepEqual(record.checks.map((c) => c.status), ['pass', 'warn']);
+    assert.deepEqual(
+      record.checks.map((c) => c.status),
+      ['pass', 'warn'],
+    );
     assert.equal(record.outcome, 'failed');
     assert.equal(record.exitCode, ExitCode.NotBack);
     assert.deepEqual(record.error, { type: 'EmergencyError', message: 'not back', fix: 'look at the console' });
@@ -142,7 +145,10 @@ describe('the --json run record', () => {
     ]);
     const record = recorder.finish(error.exitCode, error);
     assert.equal(record.outcome, 'refused');
-    assert.deepEqual(record.error?.refusals?.map((r) => r.message), ['kexec is disabled', 'too little memory']);
+    assert.deepEqual(
+      record.error?.refusals?.map((r) => r.message),
+      ['kexec is disabled', 'too little memory'],
+    );
     const file = join(dir, 'refused.json');
     await writeRunRecord(file, record);
     assert.equal(statSync(file).mode & 0o777, 0o600);

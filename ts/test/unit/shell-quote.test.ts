@@ -34,10 +34,7 @@ describe('shellQuote', () => {
 
 describe('scriptCommand', () => {
   it('runs several scripts in sequence, each with its own positional parameters, stdin free', () => {
-    const command = scriptCommand([
-      { text: 'echo "a:$#:$1"', args: ["it's one"] },
-      { text: 'read -r x; echo "b:$#:$x"; exit 3' },
-    ]);
+    const command = scriptCommand([{ text: 'echo "a:$#:$1"', args: ["it's one"] }, { text: 'read -r x; echo "b:$#:$x"; exit 3' }]);
     // As sshd would: the login shell parses the joined command line.
     const out = execFileSync('dash', ['-c', `${shellJoin(command)}; echo "rc=$?"`], { input: 'from-stdin\n', encoding: 'utf8' });
     assert.equal(out, "a:1:it's one\nb:0:from-stdin\nrc=3\n");

@@ -7,15 +7,47 @@ describe('TokenBucket (1000 bytes/s, burst 100)', () => {
   const cases: [string, [number, number][], number[]][] = [
     ['within the burst: at once', [[0, 100]], [0]],
     ['past the burst: the excess at the rate', [[0, 300]], [200]],
-    ['back to back: queued behind each other', [[0, 100], [0, 100], [0, 100]], [0, 100, 200]],
-    ['refilled while idle', [[0, 100], [100, 100]], [0, 100]],
-    ['refill stops at the burst', [[0, 100], [10_000, 300]], [0, 10_200]],
-    ['debt paid off before the next offer leaves', [[0, 600], [100, 100]], [500, 600]],
+    [
+      'back to back: queued behind each other',
+      [
+        [0, 100],
+        [0, 100],
+        [0, 100],
+      ],
+      [0, 100, 200],
+    ],
+    [
+      'refilled while idle',
+      [
+        [0, 100],
+        [100, 100],
+      ],
+      [0, 100],
+    ],
+    [
+      'refill stops at the burst',
+      [
+        [0, 100],
+        [10_000, 300],
+      ],
+      [0, 10_200],
+    ],
+    [
+      'debt paid off before the next offer leaves',
+      [
+        [0, 600],
+        [100, 100],
+      ],
+      [500, 600],
+    ],
   ];
   for (const [name, offers, expected] of cases) {
     it(name, () => {
       const bucket = new TokenBucket(1000, 100);
-      assert.deepEqual(offers.map(([at, bytes]) => bucket.take(at, bytes)), expected);
+      assert.deepEqual(
+        offers.map(([at, bytes]) => bucket.take(at, bytes)),
+        expected,
+      );
     });
   }
 });

@@ -22,12 +22,34 @@ import { FIXTURES } from './network-fixtures.js';
 /** What preflight.sh prints on a healthy host, followed by a real capture (the Hetzner fixture). */
 function preflightOutput(change: Record<string, string | undefined> = {}): string {
   const facts: Record<string, string | undefined> = {
-    preflight_format: '1', arch: 'x86_64', kernel: '6.1.0', uid: '0', hostname: 'web1', boot_id: 'old-boot',
-    kexec_load_disabled: '0', lockdown: 'none', lockdown_cmdline: '', lockdown_log: '', ssh_connection: '', secure_boot: 'no-efi', container: 'none', virt: 'none',
-    mem_total_kb: String(4 << 20), mem_available_kb: String(3 << 20), stage_parent: '/run', stage_mode: 'mkdir', has_tmpfs: '1',
-    has_dd: '1', has_mount: '1', has_umount: '1', head_gnu: '1', ...change,
+    preflight_format: '1',
+    arch: 'x86_64',
+    kernel: '6.1.0',
+    uid: '0',
+    hostname: 'web1',
+    boot_id: 'old-boot',
+    kexec_load_disabled: '0',
+    lockdown: 'none',
+    lockdown_cmdline: '',
+    lockdown_log: '',
+    ssh_connection: '',
+    secure_boot: 'no-efi',
+    container: 'none',
+    virt: 'none',
+    mem_total_kb: String(4 << 20),
+    mem_available_kb: String(3 << 20),
+    stage_parent: '/run',
+    stage_mode: 'mkdir',
+    has_tmpfs: '1',
+    has_dd: '1',
+    has_mount: '1',
+    has_umount: '1',
+    head_gnu: '1',
+    ...change,
   };
-  const lines = Object.entries(facts).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+  const lines = Object.entries(facts)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${v}`);
   lines.push('@@emergency-section host-key /etc/ssh/ssh_host_ed25519_key present', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOnly root@web1');
   lines.push('@@emergency-section authorized-keys root /root/.ssh/authorized_keys', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOperatorKey op@laptop');
   lines.push('@@emergency-section preflight-end');
@@ -52,7 +74,13 @@ describe('preflight: how the login user becomes root', () => {
       true,
       'sudo-password',
     ],
-    ['a password but no terminal', 'admin', [{ script: 'preflight.sh', as: 'sudo', reply: sudoSays('sudo: a password is required') }], false, /without a password.*no terminal/],
+    [
+      'a password but no terminal',
+      'admin',
+      [{ script: 'preflight.sh', as: 'sudo', reply: sudoSays('sudo: a password is required') }],
+      false,
+      /without a password.*no terminal/,
+    ],
     [
       'a wrong password',
       'admin',
@@ -127,7 +155,10 @@ describe('preflight: the boundary', () => {
   it('output cut short is a connection problem (exit 3)', async () => {
     const text = preflightOutput().split('@@emergency-section preflight-end')[0];
     const remote = new FakeRemote('root', [{ script: 'preflight.sh', reply: ok(text) }]);
-    await assert.rejects(preflight(remote, new RecordingUi()), (e: { exitCode: number; message: string }) => e.exitCode === ExitCode.Connection && /cut short/.test(e.message));
+    await assert.rejects(
+      preflight(remote, new RecordingUi()),
+      (e: { exitCode: number; message: string }) => e.exitCode === ExitCode.Connection && /cut short/.test(e.message),
+    );
   });
 });
 
@@ -135,14 +166,26 @@ describe('preflight: the boundary', () => {
 const imageFile = join(mkdtempSync(join(tmpdir(), 'emergency-steps-')), 'image.tar');
 writeFileSync(imageFile, Buffer.alloc(4096, 1));
 const image: Image = {
-  path: imageFile, tarBytes: 4096, arch: 'x86_64', name: 'test', cmdline: 'emergency.rescue=1', unpackedBytes: 30 << 20, kernelBytes: 8 << 20,
-  initrdBytes: 20 << 20, rescueUnpackedBytes: 60 << 20, busybox: { offset: 0, size: 512, sha256: 'x' }, sumsSha256: 'y', dynamicTools: false,
+  path: imageFile,
+  tarBytes: 4096,
+  arch: 'x86_64',
+  name: 'test',
+  cmdline: 'emergency.rescue=1',
+  unpackedBytes: 30 << 20,
+  kernelBytes: 8 << 20,
+  initrdBytes: 20 << 20,
+  rescueUnpackedBytes: 60 << 20,
+  busybox: { offset: 0, size: 512, sha256: 'x' },
+  sumsSha256: 'y',
+  dynamicTools: false,
 };
 const place = { parent: '/run', mode: 'mkdir' as const, tmpfsBytes: 64 << 20 };
 
 describe('stage', () => {
   it('returns the staged directories and registers the keeper for cleanup', async () => {
-    const remote = new FakeRemote('root', [{ script: 'stage.sh', reply: {}, lines: ['stage_dir=/run/emergency.7', 'image_dir=/run/emergency.7/emergency-image', 'staged=1'], exit: false }]);
+    const remote = new FakeRemote('root', [
+      { script: 'stage.sh', reply: {}, lines: ['stage_dir=/run/emergency.7', 'image_dir=/run/emergency.7/emergency-image', 'staged=1'], exit: false },
+    ]);
     const session: Session = {};
     const staged = await stage(remote, new RecordingUi(), image, place, session);
     assert.deepEqual([staged.dir, staged.imageDir], ['/run/emergency.7', '/run/emergency.7/emergency-image']);
@@ -151,7 +194,12 @@ describe('stage', () => {
     assert.equal(session.stage, undefined);
   });
   const failures: [string, string[], RegExp, RegExp][] = [
-    ['a corrupted upload', ['stage_dir=/run/emergency.7', '@@emergency-error the upload is corrupt: initrd FAILED', 'stage_removed=/run/emergency.7'], /upload is corrupt: initrd FAILED/, /corrupted the upload/],
+    [
+      'a corrupted upload',
+      ['stage_dir=/run/emergency.7', '@@emergency-error the upload is corrupt: initrd FAILED', 'stage_removed=/run/emergency.7'],
+      /upload is corrupt: initrd FAILED/,
+      /corrupted the upload/,
+    ],
     ['no tmpfs', ['@@emergency-error cannot mount a tmpfs on /run/emergency.7'], /cannot mount a tmpfs/, /Nothing was changed/],
     ['an exit without a word', [], /the stage script exited with 1/, /Nothing was changed/],
   ];
@@ -168,9 +216,16 @@ describe('stage', () => {
 });
 
 describe('kexec', () => {
-  const data = { networkScript: 'true\n', authorizedKeys: 'ssh-ed25519 AAAA op\n', env: { hostname: 'web1', boot_id: 'old-boot' }, oldSystem: 'old root:  /dev/vda1 (ext4, rw)\n' };
+  const data = {
+    networkScript: 'true\n',
+    authorizedKeys: 'ssh-ed25519 AAAA op\n',
+    env: { hostname: 'web1', boot_id: 'old-boot' },
+    oldSystem: 'old root:  /dev/vda1 (ext4, rw)\n',
+  };
   it('reports how it loaded and sends the restore data, not the host keys', async () => {
-    const remote = new FakeRemote('root', [{ script: 'inline', reply: ok('host_keys_packed=2\nkexec_method=kexec_file_load\nkexec_loaded=1\nkexec_triggered=1\n') }]);
+    const remote = new FakeRemote('root', [
+      { script: 'inline', reply: ok('host_keys_packed=2\nkexec_method=kexec_file_load\nkexec_loaded=1\nkexec_triggered=1\n') },
+    ]);
     const ui = new RecordingUi();
     await kexec(remote, ui, '/run/e/emergency-image', ['/etc/ssh/ssh_host_ed25519_key'], data);
     assert.ok(ui.lines.some((l) => /loaded with kexec_file_load, 2 host key\(s\)/.test(l)));
@@ -181,10 +236,22 @@ describe('kexec', () => {
   });
   it('turns a refused load into one error with what the kernel said', async () => {
     const remote = new FakeRemote('root', [
-      { script: 'inline', reply: { code: 1, stdout: 'host_keys_packed=1\nkexec_file_load_error=Operation not permitted\nkexec_load_error=Operation not permitted\n@@emergency-error the kernel refused to load the rescue system\n' } },
+      {
+        script: 'inline',
+        reply: {
+          code: 1,
+          stdout:
+            'host_keys_packed=1\nkexec_file_load_error=Operation not permitted\nkexec_load_error=Operation not permitted\n@@emergency-error the kernel refused to load the rescue system\n',
+        },
+      },
     ]);
     await assert.rejects(kexec(remote, new RecordingUi(), '/x', ['/k'], data), (e: { exitCode: number; message: string }) => {
-      return e.exitCode === ExitCode.StageFailed && /kernel refused.*\(kexec_file_load: Operation not permitted; kexec_load: Operation not permitted — the running kernel does not allow it: locked down/.test(e.message);
+      return (
+        e.exitCode === ExitCode.StageFailed &&
+        /kernel refused.*\(kexec_file_load: Operation not permitted; kexec_load: Operation not permitted — the running kernel does not allow it: locked down/.test(
+          e.message,
+        )
+      );
     });
   });
   it('names an unexpected fact from the staged script', async () => {
@@ -199,41 +266,74 @@ describe('kexec', () => {
         return new Promise(() => {});
       }
     }
-    await assert.rejects(kexec(new StuckRemote('root', []), new RecordingUi(), '/x', ['/k'], data, 50), (e: { exitCode: number; message: string; fix: string }) => {
-      assert.equal(e.exitCode, ExitCode.NotBack);
-      assert.match(e.message, /the kexec step did not finish within 0\.05 s: kexec-run\.sh on fake-host is stuck/);
-      assert.match(e.fix, /may still jump into the rescue system/);
-      return true;
-    });
+    await assert.rejects(
+      kexec(new StuckRemote('root', []), new RecordingUi(), '/x', ['/k'], data, 50),
+      (e: { exitCode: number; message: string; fix: string }) => {
+        assert.equal(e.exitCode, ExitCode.NotBack);
+        assert.match(e.message, /the kexec step did not finish within 0\.05 s: kexec-run\.sh on fake-host is stuck/);
+        assert.match(e.fix, /may still jump into the rescue system/);
+        return true;
+      },
+    );
   });
 });
 
 describe('wait', () => {
   const rescue = { code: 0, stdout: 'new-boot\nconsole=ttyS0 emergency.rescue=1\n' };
   const cases: [string, { code?: number; stdout?: string; stderr?: string }[], number, string | RegExp][] = [
-    ['the old system first, then the rescue', [{ code: 0, stdout: 'old-boot\nroot=/dev/sda1\n' }, { code: 255, stderr: 'Connection refused' }, rescue], 1, 'new-boot'],
+    [
+      'the old system first, then the rescue',
+      [{ code: 0, stdout: 'old-boot\nroot=/dev/sda1\n' }, { code: 255, stderr: 'Connection refused' }, rescue],
+      1,
+      'new-boot',
+    ],
     ['root refused on the old system (sudo user) is not "gone"', [{ code: 255, stderr: 'root@h: Permission denied (publickey).' }, rescue], 1, 'new-boot'],
-    ['a new boot without the rescue marker, too early for the fallback', [{ code: 0, stdout: 'other-boot\nroot=/dev/sda1\n' }], ExitCode.NotBack, /running its installed system, not the rescue: it rebooted for another reason \(a watchdog reset, a panic/],
-    ['a changed host key', [{ code: 255, stderr: '@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@' }], ExitCode.HostKeyChanged, /different SSH host key/],
+    [
+      'a new boot without the rescue marker, too early for the fallback',
+      [{ code: 0, stdout: 'other-boot\nroot=/dev/sda1\n' }],
+      ExitCode.NotBack,
+      /running its installed system, not the rescue: it rebooted for another reason \(a watchdog reset, a panic/,
+    ],
+    [
+      'a changed host key',
+      [{ code: 255, stderr: '@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@' }],
+      ExitCode.HostKeyChanged,
+      /different SSH host key/,
+    ],
     ['nothing answers in time', [], ExitCode.NotBack, /did not answer within 1 s/],
   ];
   it('confirms the fallback once the rescue is verified, and warns about a failed restore step', async () => {
     const remote = new FakeRemote('root', []);
     const report = 'format\t1\t-\tr\nstep\tnetwork\tfailed\tnetwork.sh reported 1 failed step(s)\ndone\t-\tfailed\t1 failed step(s)\n';
-    remote.probeReplies = [rescue, { code: 0, stdout: `fallback_state=confirmed\nfallback_seconds=900\nfallback_confirmed_by=cli\nfallback_confirmed_after_s=9\n@@emergency-section restore-report\n${report}` }];
+    remote.probeReplies = [
+      rescue,
+      {
+        code: 0,
+        stdout: `fallback_state=confirmed\nfallback_seconds=900\nfallback_confirmed_by=cli\nfallback_confirmed_after_s=9\n@@emergency-section restore-report\n${report}`,
+      },
+    ];
     const ui = new RecordingUi();
     await waitForRescue(remote, ui, { oldBootId: 'old-boot', triggeredAt: Date.now(), timeoutSeconds: 5, fallbackReboot: 900 });
     assert.match(remote.probes[1], /fallback-reboot\.sh confirm cli/, 'the confirm call follows the verified probe');
-    assert.ok(ui.lines.some((l) => /^info fallback reboot confirmed .* \(9 s into its 15 min\)/.test(l)), ui.lines.join('\n'));
+    assert.ok(
+      ui.lines.some((l) => /^info fallback reboot confirmed .* \(9 s into its 15 min\)/.test(l)),
+      ui.lines.join('\n'),
+    );
     assert.ok(ui.lines.some((l) => /^warn restore: network failed: network\.sh reported 1/.test(l)));
     assert.ok(ui.lines.some((l) => /^warn the restore log is \/var\/log\/emergency-restore\.log/.test(l)));
   });
   it('a sudo user: root refused, the installed system back after the fallback time → exit 7 naming the fallback', async () => {
     const remote = new FakeRemote('admin', []);
-    remote.probeReplies = [{ code: 255, stderr: 'root@h: Permission denied (publickey).' }, { code: 0, stdout: 'installed-boot\nroot=/dev/sda1\n' }];
+    remote.probeReplies = [
+      { code: 255, stderr: 'root@h: Permission denied (publickey).' },
+      { code: 0, stdout: 'installed-boot\nroot=/dev/sda1\n' },
+    ];
     const wait = waitForRescue(remote, new RecordingUi(), { oldBootId: 'old-boot', triggeredAt: Date.now() - 70_000, timeoutSeconds: 100, fallbackReboot: 60 });
-    await assert.rejects(wait, (e: { exitCode: number; message: string; fix: string }) =>
-      e.exitCode === ExitCode.NotBack && /the fallback reboot \(1 min\) brought it back/.test(e.message) && /Log in as usual/.test(e.fix));
+    await assert.rejects(
+      wait,
+      (e: { exitCode: number; message: string; fix: string }) =>
+        e.exitCode === ExitCode.NotBack && /the fallback reboot \(1 min\) brought it back/.test(e.message) && /Log in as usual/.test(e.fix),
+    );
   });
   for (const [name, probes, code, outcome] of cases) {
     it(name, async () => {
@@ -248,14 +348,29 @@ describe('wait', () => {
 
 describe('run', () => {
   const options: Options = {
-    destination: 'fake-host', sshOptions: [], dryRun: true, dumpNetwork: false, yes: true, timeout: 5, connectTimeout: 5, shell: false, debug: false, flake: '.', fallbackReboot: 900, ignorePreflightErrors: [],
+    destination: 'fake-host',
+    sshOptions: [],
+    dryRun: true,
+    dumpNetwork: false,
+    yes: true,
+    timeout: 5,
+    connectTimeout: 5,
+    shell: false,
+    debug: false,
+    flake: '.',
+    fallbackReboot: 900,
+    ignorePreflightErrors: [],
   };
   it('a dry run takes two round trips, lists every check and changes nothing', async () => {
     const remote = new FakeRemote('root', [{ script: 'preflight.sh', reply: ok(preflightOutput()) }]);
     const ui = new RecordingUi();
     await run(options, remote, ui, {}, image);
     assert.equal(remote.roundTrips, 2);
-    assert.deepEqual(remote.calls.map((c) => c.script), ['preflight.sh'], 'nothing but the read-only preflight ran');
+    assert.deepEqual(
+      remote.calls.map((c) => c.script),
+      ['preflight.sh'],
+      'nothing but the read-only preflight ran',
+    );
     assert.ok(remote.closed);
     const out = ui.lines.filter((l) => l.startsWith('out ')).join('\n');
     assert.match(out, /pass\s+memory/);
@@ -263,11 +378,20 @@ describe('run', () => {
   });
   it('refuses with every failed check named, and an ignorable one can be ignored', async () => {
     const tight = ok(preflightOutput({ mem_available_kb: '1000', container: 'lxc' }));
-    await assert.rejects(run(options, new FakeRemote('root', [{ script: 'preflight.sh', reply: tight }]), new RecordingUi(), {}, image), (e: { reasons: { check: string }[] }) => {
-      return e.reasons.map((r) => r.check).join(',') === 'container,memory';
-    });
+    await assert.rejects(
+      run(options, new FakeRemote('root', [{ script: 'preflight.sh', reply: tight }]), new RecordingUi(), {}, image),
+      (e: { reasons: { check: string }[] }) => {
+        return e.reasons.map((r) => r.check).join(',') === 'container,memory';
+      },
+    );
     const ui = new RecordingUi();
-    await run({ ...options, ignorePreflightErrors: ['memory', 'container'] }, new FakeRemote('root', [{ script: 'preflight.sh', reply: tight }]), ui, {}, image);
+    await run(
+      { ...options, ignorePreflightErrors: ['memory', 'container'] },
+      new FakeRemote('root', [{ script: 'preflight.sh', reply: tight }]),
+      ui,
+      {},
+      image,
+    );
     assert.ok(ui.lines.some((l) => /warn \[memory\] too little free memory.*ignored/.test(l)));
     assert.match(ui.lines.filter((l) => l.startsWith('out ')).join('\n'), /ignored\s+memory/);
   });

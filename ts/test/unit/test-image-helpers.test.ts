@@ -43,7 +43,10 @@ describe('libraryClosure', () => {
   copyFileSync(process.execPath, join(root, 'usr/bin/node'));
 
   it('names the first soname no package provides', async () => {
-    await assert.rejects(libraryClosure(root, ['/usr/bin/node']), (e: unknown) => e instanceof UnresolvedLibraryError && /needs \S*(ld-linux|lib)\S+, which none/.test(e.message));
+    await assert.rejects(
+      libraryClosure(root, ['/usr/bin/node']),
+      (e: unknown) => e instanceof UnresolvedLibraryError && /needs \S*(ld-linux|lib)\S+, which none/.test(e.message),
+    );
   });
   it('follows absolute symlinks inside the tree and returns every library once', async () => {
     for (const lib of hostLibs) copyFileSync(lib, join(root, 'lib/x86_64-linux-gnu', lib.split('/').pop()!));
@@ -80,13 +83,19 @@ describe('writeCpio', () => {
     assert.deepEqual(readFileSync(join(out, 'usr/sudo')), Buffer.alloc(1001, 9));
   });
   it('counts unpacked bytes in 4 KiB pages', () => {
-    assert.equal(unpackedBytes([{ path: 'a', type: 'file', mode: 0o644, data: Buffer.alloc(1) }, { path: 'd', type: 'dir', mode: 0o755 }]), 4096);
+    assert.equal(
+      unpackedBytes([
+        { path: 'a', type: 'file', mode: 0o644, data: Buffer.alloc(1) },
+        { path: 'd', type: 'dir', mode: 0o755 },
+      ]),
+      4096,
+    );
   });
 });
 
 describe('small pure helpers', () => {
   it('parsePrintUris reads apt-get --print-uris lines', () => {
-    const line = "'http://x/pool/b/busybox.deb' busybox-static_1%3a1.35.0-4+deb12u1+b1_amd64.deb 928188 SHA256:" + 'a'.repeat(64);
+    const line = `'http://x/pool/b/busybox.deb' busybox-static_1%3a1.35.0-4+deb12u1+b1_amd64.deb 928188 SHA256:${'a'.repeat(64)}`;
     assert.deepEqual(parsePrintUris(`${line}\n`), [{ file: 'busybox-static_1%3a1.35.0-4+deb12u1+b1_amd64.deb', sha256: 'a'.repeat(64) }]);
   });
   it('moduleKey treats - and _ alike and drops the suffix', () => {

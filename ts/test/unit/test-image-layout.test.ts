@@ -23,14 +23,36 @@ describe('test image layout (npm run test-image)', { timeout: 600_000 }, () => {
 
   it('holds one emergency-image/ directory with every file of the contract', () => {
     assert.deepEqual(readdirSync(dir), ['emergency-image']);
-    for (const f of ['kernel', 'initrd', 'cmdline', 'kexec-run.sh', 'kexec-trigger.sh', 'run-tool.sh', 'bin/busybox', 'bin/kexec', 'bin/ip', 'lib/ld.so', 'image.info', 'drivers.manifest', 'SHA256SUMS']) {
+    for (const f of [
+      'kernel',
+      'initrd',
+      'cmdline',
+      'kexec-run.sh',
+      'kexec-trigger.sh',
+      'run-tool.sh',
+      'bin/busybox',
+      'bin/kexec',
+      'bin/ip',
+      'lib/ld.so',
+      'image.info',
+      'drivers.manifest',
+      'SHA256SUMS',
+    ]) {
       assert.ok(existsSync(join(image, f)), `emergency-image/${f} is missing`);
     }
   });
 
   it('SHA256SUMS covers every other file and verifies with the image’s own busybox', () => {
-    const listed = readFileSync(join(image, 'SHA256SUMS'), 'utf8').trim().split('\n').map((l) => l.split(/\s+/)[1]).sort();
-    const actual = execFileSync('find', ['.', '-type', 'f', '!', '-name', 'SHA256SUMS'], { cwd: image, encoding: 'utf8' }).trim().split('\n').map((f) => f.slice(2)).sort();
+    const listed = readFileSync(join(image, 'SHA256SUMS'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/)[1])
+      .sort();
+    const actual = execFileSync('find', ['.', '-type', 'f', '!', '-name', 'SHA256SUMS'], { cwd: image, encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map((f) => f.slice(2))
+      .sort();
     assert.deepEqual(listed, actual);
     execFileSync(join(image, 'bin/busybox'), ['sha256sum', '-c', 'SHA256SUMS'], { cwd: image, stdio: 'pipe' });
   });
@@ -52,7 +74,9 @@ describe('test image layout (npm run test-image)', { timeout: 600_000 }, () => {
   });
 
   it('the tar is packed as the contract says: ustar, root-owned, mtime 1, sorted', () => {
-    const listing = execFileSync('tar', ['--numeric-owner', '--full-time', '-tvf', tar], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } }).trim().split('\n');
+    const listing = execFileSync('tar', ['--numeric-owner', '--full-time', '-tvf', tar], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } })
+      .trim()
+      .split('\n');
     for (const line of listing) assert.match(line, /^\S+ 0\/0 +\d+ 1970-01-01 00:00:01 emergency-image\//, line);
     const names = listing.map((l) => l.replace(/^.* emergency-image\//, 'emergency-image/'));
     assert.deepEqual(names, [...names].sort(), 'members are sorted by name');
@@ -80,7 +104,10 @@ describe('test image layout (npm run test-image)', { timeout: 600_000 }, () => {
     assert.ok(m, 'the image carries drivers.manifest');
     assert.match(m.kernel, /^6\.\d+\.\d+-\d+-cloud-amd64$/);
     for (const mod of ['virtio_net', 'virtio_pci', 'bonding', '8021q', 'bridge']) assert.equal(m.modules.get(mod)?.place, 'loadable', `${mod} is shipped`);
-    assert.ok([...m.modules.values()].some((x) => x.place === 'builtin'), 'the built-in modules are listed');
+    assert.ok(
+      [...m.modules.values()].some((x) => x.place === 'builtin'),
+      'the built-in modules are listed',
+    );
     assert.deepEqual(modulesFor(m, 'virtio:d00000001v00001AF4'), ['virtio_net']);
     assert.deepEqual(modulesFor(m, 'pci:v00008086d0000100Esv00008086sd0000001Ebc02sc00i00'), [], 'no e1000');
     // Debian's cloud kernel is signed for Secure Boot (the lockdown check compares these names with the host's keys).
@@ -96,7 +123,8 @@ describe('test image layout (npm run test-image)', { timeout: 600_000 }, () => {
       assert.match(run('kexec', '--version'), /kexec-tools/);
       assert.match(run('ip', '-V'), /iproute2/);
     }
-    const run = (tool: string, arg: string) => execFileSync(join(image, 'lib/ld.so'), ['--library-path', join(image, 'lib'), join(image, 'bin', tool), arg], { encoding: 'utf8' });
+    const run = (tool: string, arg: string) =>
+      execFileSync(join(image, 'lib/ld.so'), ['--library-path', join(image, 'lib'), join(image, 'bin', tool), arg], { encoding: 'utf8' });
     assert.match(run('kexec', '--version'), /kexec-tools/);
     assert.match(run('ip', '-V'), /iproute2/);
   });
@@ -106,12 +134,21 @@ describe('test image layout (npm run test-image)', { timeout: 600_000 }, () => {
     assert.equal(initrd.readUInt32LE(0), 0xfd2fb528, 'initrd is a zstd frame');
     const rd = join(dir, 'rd');
     execFileSync('sh', ['-c', `mkdir -p "$1" && cd "$1" && zstd -dc "$2" | cpio -id --quiet`, 'sh', rd, join(image, 'initrd')]);
-    assert.deepEqual(readFileSync(join(rd, 'usr/lib/emergency/restore.sh')), readFileSync(join(REPO, 'scripts/restore.sh')), 'restore.sh must be the project’s file, not a fork');
+    assert.deepEqual(
+      readFileSync(join(rd, 'usr/lib/emergency/restore.sh')),
+      readFileSync(join(REPO, 'scripts/restore.sh')),
+      'restore.sh must be the project’s file, not a fork',
+    );
     execFileSync('shellcheck', [join(rd, 'init')], { stdio: 'pipe' });
-    assert.deepEqual(readFileSync(join(rd, 'etc/emergency/fallback-reboot.sh')), readFileSync(join(REPO, 'scripts/fallback-reboot.sh')), 'the fallback script must be the project’s file');
+    assert.deepEqual(
+      readFileSync(join(rd, 'etc/emergency/fallback-reboot.sh')),
+      readFileSync(join(REPO, 'scripts/fallback-reboot.sh')),
+      'the fallback script must be the project’s file',
+    );
     assert.match(readFileSync(join(rd, 'etc/profile'), 'utf8'), /sh \/etc\/emergency\/fallback-reboot\.sh login/, 'a root login shell disarms the fallback');
     assert.match(readFileSync(join(rd, 'init'), 'utf8'), /fallback-reboot\.sh run .*&/, '/init arms the fallback in the background');
-    for (const f of ['usr/sbin/sshd', 'usr/sbin/ip', 'bin/sh', 'bin/busybox', 'etc/ssh/sshd_config', 'dev/console']) assert.ok(existsSync(join(rd, f)), `initrd lacks /${f}`);
+    for (const f of ['usr/sbin/sshd', 'usr/sbin/ip', 'bin/sh', 'bin/busybox', 'etc/ssh/sshd_config', 'dev/console'])
+      assert.ok(existsSync(join(rd, f)), `initrd lacks /${f}`);
     assert.equal(readdirSync(join(rd, 'etc/ssh')).filter((f) => f.startsWith('ssh_host_')).length, 0, 'the image must not carry host keys of its own');
     assert.match(readFileSync(join(rd, 'lib/modules', readdirSync(join(rd, 'lib/modules'))[0], 'modules.dep'), 'utf8'), /virtio_net\.ko:/);
   });

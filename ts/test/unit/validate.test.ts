@@ -38,11 +38,32 @@ describe('inputs are validated before connecting (exit 2, cause and fix)', () =>
   mkdirSync(noNixPath);
 
   const cases: { name: string; args: string[]; env?: NodeJS.ProcessEnv; message: RegExp; fix: RegExp }[] = [
-    { name: 'a missing --image file', args: ['--image', join(dir, 'missing.tar')], message: /image \S+missing\.tar cannot be read: no such file/, fix: /--image PATH/ },
+    {
+      name: 'a missing --image file',
+      args: ['--image', join(dir, 'missing.tar')],
+      message: /image \S+missing\.tar cannot be read: no such file/,
+      fix: /--image PATH/,
+    },
     { name: 'a directory without an image', args: ['--image', emptyDir], message: /holds 0 \.tar files, expected exactly one image/, fix: /tarball itself/ },
-    { name: 'a file that is not a tarball', args: ['--image', notTar], message: /is not a valid tarball|does not follow the image layout/, fix: /Rebuild the image|image built by this version/ },
-    { name: 'no --image and no nix', args: [], env: { PATH: noNixPath }, message: /no --image was given, and `nix` .* is not installed here/, fix: /install Nix.*--image PATH/ },
-    { name: 'a --json file in a missing directory', args: ['--json', join(dir, 'missing-dir/run.json')], message: /--json \S+run\.json: the directory \S+missing-dir does not exist or is not writable/, fix: /directory you can write to/ },
+    {
+      name: 'a file that is not a tarball',
+      args: ['--image', notTar],
+      message: /is not a valid tarball|does not follow the image layout/,
+      fix: /Rebuild the image|image built by this version/,
+    },
+    {
+      name: 'no --image and no nix',
+      args: [],
+      env: { PATH: noNixPath },
+      message: /no --image was given, and `nix` .* is not installed here/,
+      fix: /install Nix.*--image PATH/,
+    },
+    {
+      name: 'a --json file in a missing directory',
+      args: ['--json', join(dir, 'missing-dir/run.json')],
+      message: /--json \S+run\.json: the directory \S+missing-dir does not exist or is not writable/,
+      fix: /directory you can write to/,
+    },
     { name: 'a bad --port', args: ['--port', '70000'], message: /--port must be a port number/, fix: /emergency --help/ },
     { name: 'a bad --timeout', args: ['--timeout', 'soon'], message: /--timeout/, fix: /emergency --help/ },
   ];

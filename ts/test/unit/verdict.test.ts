@@ -7,9 +7,29 @@ import { judgeHost as judgeInput } from '../../preflight/verdict.js';
 const MiB = 1024 * 1024;
 const image = { arch: 'x86_64', unpackedBytes: 300 * MiB, kernelBytes: 12 * MiB, initrdBytes: 280 * MiB, rescueUnpackedBytes: 900 * MiB };
 const good: Record<string, string> = {
-  preflight_format: '1', uid: '0', arch: 'x86_64', kernel: '6.1.0', hostname: 'h', boot_id: 'b', container: 'none', kexec_load_disabled: '0',
-  lockdown: 'none', lockdown_cmdline: '', lockdown_log: '', ssh_connection: '', secure_boot: 'no-efi', virt: 'none', mem_total_kb: String(4 * 1024 * 1024), mem_available_kb: String(3 * 1024 * 1024),
-  has_tmpfs: '1', stage_parent: '/run', stage_mode: 'mkdir', has_dd: '1', head_gnu: '0', has_mount: '1', has_umount: '1',
+  preflight_format: '1',
+  uid: '0',
+  arch: 'x86_64',
+  kernel: '6.1.0',
+  hostname: 'h',
+  boot_id: 'b',
+  container: 'none',
+  kexec_load_disabled: '0',
+  lockdown: 'none',
+  lockdown_cmdline: '',
+  lockdown_log: '',
+  ssh_connection: '',
+  secure_boot: 'no-efi',
+  virt: 'none',
+  mem_total_kb: String(4 * 1024 * 1024),
+  mem_available_kb: String(3 * 1024 * 1024),
+  has_tmpfs: '1',
+  stage_parent: '/run',
+  stage_mode: 'mkdir',
+  has_dd: '1',
+  head_gnu: '0',
+  has_mount: '1',
+  has_umount: '1',
 };
 const keys = [{ path: '/etc/ssh/ssh_host_ed25519_key', present: true, pub: 'ssh-ed25519 AAAA root@h' }];
 
@@ -29,7 +49,11 @@ describe('judgeHost', () => {
   const refusals: [string, Record<string, string>, RegExp][] = [
     ['kexec disabled', { kexec_load_disabled: '1' }, /kexec is disabled.*kexec_load_disabled=1/],
     ['no kexec in kernel', { kexec_load_disabled: 'missing' }, /no kexec support/],
-    ['lockdown', { lockdown: 'integrity', secure_boot: '1' }, /the kernel is locked down \(integrity, from \/sys\/kernel\/security\/lockdown; Secure Boot is on\): it loads only signed kernels/],
+    [
+      'lockdown',
+      { lockdown: 'integrity', secure_boot: '1' },
+      /the kernel is locked down \(integrity, from \/sys\/kernel\/security\/lockdown; Secure Boot is on\): it loads only signed kernels/,
+    ],
     ['docker', { container: 'docker' }, /container \(docker\)/],
     ['openvz', { container: 'openvz' }, /container \(openvz\)/],
     ['wrong arch', { arch: 'aarch64' }, /aarch64 but the image is for x86_64/],
@@ -44,8 +68,14 @@ describe('judgeHost', () => {
   for (const [name, change, message] of refusals) {
     it(`refuses: ${name}`, () => {
       const v = judgeHost({ ...good, ...change }, image, keys, 2);
-      assert.ok(v.refusals.some((r) => message.test(r.message)), `expected ${message} in ${JSON.stringify(v.refusals)}`);
-      assert.ok(v.refusals.every((r) => r.fix.length > 10), 'every refusal says what to do');
+      assert.ok(
+        v.refusals.some((r) => message.test(r.message)),
+        `expected ${message} in ${JSON.stringify(v.refusals)}`,
+      );
+      assert.ok(
+        v.refusals.every((r) => r.fix.length > 10),
+        'every refusal says what to do',
+      );
     });
   }
 

@@ -60,7 +60,10 @@ describe('QEMU harness (needs QEMU): the default test server', { timeout: 600_00
     const routes = [...(JSON.parse(routes4) as IpRoute[]), ...(JSON.parse(routes6) as IpRoute[])];
     for (const want of server.expected.routes) {
       const [dst, , via, , dev] = want;
-      assert.ok(routes.some((r) => r.dst === dst && r.gateway === via && r.dev === dev), `route ${want.join(' ')} is missing`);
+      assert.ok(
+        routes.some((r) => r.dst === dst && r.gateway === via && r.dev === dev),
+        `route ${want.join(' ')} is missing`,
+      );
     }
     for (const ns of server.expected.nameservers) assert.match(resolv, new RegExp(`^nameserver ${ns.replaceAll('.', '\\.')}$`, 'm'));
     assert.match(resolv, /^search test\.example$/m);
@@ -94,4 +97,3 @@ describe('QEMU harness (needs QEMU): the test image’s rescue system booted dir
     assert.doesNotMatch(r.stdout, /ssh_host_rsa_key/, 'no host key beyond the restored ones');
   });
 });
-
