@@ -17,34 +17,13 @@ import { preflight } from '../../steps/preflight.js';
 import { stage, unstage } from '../../steps/stage.js';
 import { waitForRescue } from '../../steps/wait.js';
 import { FakeRemote, RecordingUi, type FakeReply } from '../lib/fake-remote.js';
+import { HEALTHY_FACTS } from '../lib/preflight-facts.js';
 import { FIXTURES } from './network-fixtures.js';
 
 /** What preflight.sh prints on a healthy host, followed by a real capture (the Hetzner fixture). */
 function preflightOutput(change: Record<string, string | undefined> = {}): string {
   const facts: Record<string, string | undefined> = {
-    preflight_format: '1',
-    arch: 'x86_64',
-    kernel: '6.1.0',
-    uid: '0',
-    hostname: 'web1',
-    boot_id: 'old-boot',
-    kexec_load_disabled: '0',
-    lockdown: 'none',
-    lockdown_cmdline: '',
-    lockdown_log: '',
-    ssh_connection: '',
-    secure_boot: 'no-efi',
-    container: 'none',
-    virt: 'none',
-    mem_total_kb: String(4 << 20),
-    mem_available_kb: String(3 << 20),
-    stage_parent: '/run',
-    stage_mode: 'mkdir',
-    has_tmpfs: '1',
-    has_dd: '1',
-    has_mount: '1',
-    has_umount: '1',
-    head_gnu: '1',
+    ...HEALTHY_FACTS,
     ...change,
   };
   const lines = Object.entries(facts)

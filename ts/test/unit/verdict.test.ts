@@ -1,36 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { HEALTHY_FACTS } from '../lib/preflight-facts.js';
 import { PreflightFactsSchema } from '../../boundary/preflight.js';
 import { memoryNeed } from '../../preflight/checks.js';
 import { judgeHost as judgeInput } from '../../preflight/verdict.js';
 
 const MiB = 1024 * 1024;
 const image = { arch: 'x86_64', unpackedBytes: 300 * MiB, kernelBytes: 12 * MiB, initrdBytes: 280 * MiB, rescueUnpackedBytes: 900 * MiB };
-const good: Record<string, string> = {
-  preflight_format: '1',
-  uid: '0',
-  arch: 'x86_64',
-  kernel: '6.1.0',
-  hostname: 'h',
-  boot_id: 'b',
-  container: 'none',
-  kexec_load_disabled: '0',
-  lockdown: 'none',
-  lockdown_cmdline: '',
-  lockdown_log: '',
-  ssh_connection: '',
-  secure_boot: 'no-efi',
-  virt: 'none',
-  mem_total_kb: String(4 * 1024 * 1024),
-  mem_available_kb: String(3 * 1024 * 1024),
-  has_tmpfs: '1',
-  stage_parent: '/run',
-  stage_mode: 'mkdir',
-  has_dd: '1',
-  head_gnu: '0',
-  has_mount: '1',
-  has_umount: '1',
-};
+const good: Record<string, string> = { ...HEALTHY_FACTS };
 const keys = [{ path: '/etc/ssh/ssh_host_ed25519_key', present: true, pub: 'ssh-ed25519 AAAA root@h' }];
 
 /** The facts as preflight.sh prints them, through the boundary schema, then every check. */
