@@ -131,7 +131,7 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
     const rescue = await ui.step('wait', () =>
       waitForRescue(remote, ui, { oldBootId: facts.boot_id, triggeredAt, timeoutSeconds: options.timeout, fallbackReboot: options.fallbackReboot }),
     );
-    if (rescue.answer) record?.setRestoreReport({ fallback: rescue.answer.fallback, steps: rescue.answer.report, problem: rescue.answer.reportProblem });
+    if (rescue.answer) record?.setRestoreReport({ fallback: rescue.answer.fallback, report: rescue.answer.report, problem: rescue.answer.reportProblem });
     // What the login banner says, from the same data (the restore's own results are in the banner itself).
     const summary = renderRescueSummary({ hostname: facts.hostname, oldSystem: renderOldSystem(report.oldSystem) });
     ui.out(summary);

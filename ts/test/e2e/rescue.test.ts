@@ -108,12 +108,15 @@ describe('emergency rescues a QEMU server end to end (needs QEMU)', { skip, time
       ['connect', 'preflight', 'capture', 'plan', 'checks', 'stage', 'kexec', 'wait'],
     );
     assert.match(record.rescue?.summary ?? '', /^old root: {2}root \(tmpfs/m, 'the record carries the rescue summary');
-    // The restore report as the wait step read it: the fallback confirmed by the CLI, restore.sh's last line done/ok.
-    const restore = record.restoreReport as { fallback?: { fallback_state?: string }; steps?: { kind: string; status: string }[] } | undefined;
+    // The restore report as the wait step read it: the fallback confirmed by the CLI, restore.sh's steps ok.
+    const restore = record.restoreReport as
+      | { fallback?: { fallback_state?: string }; report?: { result: string; steps: { name: string; status: string }[] } }
+      | undefined;
     assert.equal(restore?.fallback?.fallback_state, 'confirmed', JSON.stringify(restore));
+    assert.equal(restore?.report?.result, 'ok', JSON.stringify(restore?.report));
     assert.ok(
-      restore?.steps?.some((l) => l.kind === 'done' && l.status === 'ok'),
-      JSON.stringify(restore?.steps),
+      restore?.report?.steps.some((l) => l.name === 'network' && l.status === 'ok'),
+      JSON.stringify(restore?.report?.steps),
     );
     assert.equal(record.roundTripsBeforeKexec, Number(/(\d+) ssh round trip\(s\) before kexec/.exec(result.stderr)?.[1]));
     // The CLI prints the rescue's summary: the old root as preflight saw it (the test server's / is a tmpfs).
