@@ -93,7 +93,9 @@ install_authorized_keys() {
   if (umask 077 && mkdir -p "$root_ssh_dir" && cat "$data/authorized_keys" >"$root_ssh_dir/authorized_keys"); then
     chmod 700 "$root_ssh_dir"
     chmod 600 "$root_ssh_dir/authorized_keys"
-    step_result authorized-keys ok "authorized keys for root: $(grep -c '^[^#]' "$root_ssh_dir/authorized_keys" 2>/dev/null || echo 0)"
+    # grep -c prints 0 and exits 1 when nothing matches: take its output, not an "|| echo 0" that adds a second 0.
+    key_count=$(grep -c '^[^#]' "$root_ssh_dir/authorized_keys" 2>/dev/null) || :
+    step_result authorized-keys ok "authorized keys for root: ${key_count:-0}"
   else
     step_result authorized-keys failed "authorized keys not installed in $root_ssh_dir"
   fi

@@ -88,6 +88,18 @@ describe('restore.sh: default gateway check and last-chance DHCP (root: network 
       assert.match(text, /^step\tlast-chance-dhcp\tskipped\tnot needed: a default gateway answers$/m);
       assert.equal(existsSync(env.DHCP_LOG), false, 'no DHCP client started');
     });
+
+    it(`${name}: the authorized-keys step counts root's keys as one number, also when there are none`, () => {
+      for (const [tag, keys, count] of [
+        ['keys2', '# a comment\nssh-ed25519 AAAA one\nssh-ed25519 AAAA two\n', '2'],
+        ['keys0', '# only a comment\n', '0'],
+      ] as const) {
+        const { ns, dir, env } = setup(`${tag}-${shell.length}`, true);
+        writeFileSync(join(env.EMERGENCY_DIR, 'authorized_keys'), keys);
+        assert.equal(nsExec(ns, [...shell, RESTORE], { env }).status, 0);
+        assert.match(report(dir), new RegExp(`^step\tauthorized-keys\tok\tauthorized keys for root: ${count}$`, 'm'), tag);
+      }
+    });
   }
 
   it('the udhcpc hook only adds: the static address and default route stay beside the leased ones', () => {
