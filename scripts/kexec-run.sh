@@ -107,11 +107,9 @@ cmdline=$(cat "$here/cmdline")
 # (measured: 64 MiB under writeback at 4 KiB/s held this step past 110 s). The trigger's one bounded sync is the
 # only one.
 if tool kexec --no-sync -c -i -l "$here/kernel" --initrd="$here/initrd" --command-line="$cmdline" 2>"$here/kexec-load.err"; then
-  printf 'kexec_method=kexec_load_no_checks
-'
+  printf 'kexec_method=kexec_load_no_checks\n'
 elif tool kexec --no-sync -s -l "$here/kernel" --initrd="$here/initrd" --command-line="$cmdline" 2>"$here/kexec-file.err"; then
-  printf 'kexec_method=kexec_file_load
-'
+  printf 'kexec_method=kexec_file_load\n'
 else
   printf 'kexec_file_load_error=%s\n' "$(bb tr '\n' ' ' <"$here/kexec-file.err")"
   printf 'kexec_load_error=%s\n' "$(bb tr '\n' ' ' <"$here/kexec-load.err")"
