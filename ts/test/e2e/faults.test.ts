@@ -34,7 +34,7 @@ import { SshRemote } from '../../ssh.js';
 import { waitForRescue } from '../../steps/wait.js';
 import { listTar } from '../../tar.js';
 import { buildTestImage } from '../../test-image/build.js';
-import { runCli, startCli, targetArgs, type CliResult } from '../lib/cli.js';
+import { runCli, sshTargetArgs, startCli, targetArgs, type CliResult } from '../lib/cli.js';
 import { RecordingUi } from '../lib/fake-remote.js';
 import { hostSnapshot, waitForNoStage } from '../lib/host-snapshot.js';
 import { networkDifferences, parseNetworkState, READ_NETWORK } from '../lib/network-state.js';
@@ -45,27 +45,6 @@ import type { ServerScenario } from '../lib/server-scenario.js';
 import { knownHostsLines, makeKey } from '../lib/ssh.js';
 
 const skip = (await qemuAvailable()) ? false : 'needs qemu-system-x86_64 (installed by .ci/run)';
-
-/** The CLI's ssh arguments for a test server with a chosen user, key and known_hosts (targetArgs' shape). */
-function sshTarget(port: number, user: string, identity: string, knownHostsFile: string): string[] {
-  return [
-    '-p',
-    String(port),
-    '-i',
-    identity,
-    '-F',
-    '/dev/null',
-    '-o',
-    'IdentitiesOnly=yes',
-    '-o',
-    'BatchMode=yes',
-    '-o',
-    `UserKnownHostsFile=${knownHostsFile}`,
-    '-o',
-    'GlobalKnownHostsFile=/dev/null',
-    `${user}@127.0.0.1`,
-  ];
-}
 
 /** The failure as a message for assertions: the CLI's stderr and the host's console tail. */
 function why(result: CliResult, server?: TestServer): string {
@@ -312,7 +291,7 @@ const FAULTS: FaultRow[] = [
     name: 'unreachable host: nothing listens on the port → exit 3, says it cannot reach sshd',
     args: (ctx) => {
       writeFileSync(join(ctx.work, 'known_hosts'), '');
-      return ['--yes', '--image', ctx.image, ...sshTarget(ctx.closedPort, 'root', join(ctx.work, 'stranger'), join(ctx.work, 'known_hosts'))];
+      return ['--yes', '--image', ctx.image, ...sshTargetArgs(ctx.closedPort, 'root', join(ctx.work, 'stranger'), join(ctx.work, 'known_hosts'))];
     },
     exit: ExitCode.Connection,
     says: [/cannot reach sshd on root@127\.0\.0\.1/, /fix: /],
@@ -322,7 +301,7 @@ const FAULTS: FaultRow[] = [
   {
     name: 'wrong key: ssh refuses the login → exit 3, host unchanged',
     on: DEFAULT_SERVER,
-    args: (ctx) => ['--yes', '--image', ctx.image, ...sshTarget(ctx.server.port, 'admin', join(ctx.work, 'stranger'), ctx.server.knownHostsFile)],
+    args: (ctx) => ['--yes', '--image', ctx.image, ...sshTargetArgs(ctx.server.port, 'admin', join(ctx.work, 'stranger'), ctx.server.knownHostsFile)],
     exit: ExitCode.Connection,
     says: [/admin@127\.0\.0\.1 refused the login/, /fix: Check the user/],
     host: 'unchanged',
@@ -330,7 +309,7 @@ const FAULTS: FaultRow[] = [
   {
     name: 'unknown user: ssh refuses the login → exit 3, host unchanged',
     on: DEFAULT_SERVER,
-    args: (ctx) => ['--yes', '--image', ctx.image, ...sshTarget(ctx.server.port, 'ghost', ctx.server.keys.admin, ctx.server.knownHostsFile)],
+    args: (ctx) => ['--yes', '--image', ctx.image, ...sshTargetArgs(ctx.server.port, 'ghost', ctx.server.keys.admin, ctx.server.knownHostsFile)],
     exit: ExitCode.Connection,
     says: [/ghost@127\.0\.0\.1 refused the login/, /fix: Check the user/],
     host: 'unchanged',
@@ -340,7 +319,7 @@ const FAULTS: FaultRow[] = [
     on: DEFAULT_SERVER,
     args: (ctx) => {
       writeFileSync(join(ctx.work, 'known_hosts.empty'), '');
-      return ['--yes', '--image', ctx.image, ...sshTarget(ctx.server.port, 'admin', ctx.server.keys.admin, join(ctx.work, 'known_hosts.empty'))];
+      return ['--yes', '--image', ctx.image, ...sshTargetArgs(ctx.server.port, 'admin', ctx.server.keys.admin, join(ctx.work, 'known_hosts.empty'))];
     },
     exit: ExitCode.Connection,
     says: [/host key of admin@127\.0\.0\.1 is not in your known_hosts/],
@@ -349,7 +328,7 @@ const FAULTS: FaultRow[] = [
   {
     name: 'host presents a different host key than known_hosts holds → exit 8 with an explanation, host unchanged',
     on: DEFAULT_SERVER,
-    args: (ctx) => ['--yes', '--image', ctx.image, ...sshTarget(ctx.server.port, 'admin', ctx.server.keys.admin, otherHostKnownHosts(ctx))],
+    args: (ctx) => ['--yes', '--image', ctx.image, ...sshTargetArgs(ctx.server.port, 'admin', ctx.server.keys.admin, otherHostKnownHosts(ctx))],
     exit: ExitCode.HostKeyChanged,
     says: [/answered with a different SSH host key/, /Do not log in/],
     host: 'unchanged',
@@ -449,7 +428,7 @@ const FAULTS: FaultRow[] = [
   {
     name: 'the rescued host with a changed host key: connect refuses (exit 8), and so does the wait step',
     on: DEFAULT_SERVER,
-    args: (ctx) => ['--yes', '--image', ctx.image, ...sshTarget(ctx.server.port, 'root', ctx.server.keys.root, otherHostKnownHosts(ctx))],
+    args: (ctx) => ['--yes', '--image', ctx.image, ...sshTargetArgs(ctx.server.port, 'root', ctx.server.keys.root, otherHostKnownHosts(ctx))],
     exit: ExitCode.HostKeyChanged,
     says: [/different SSH host key than before the rescue/],
     host: 'unchecked',

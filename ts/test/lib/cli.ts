@@ -32,11 +32,16 @@ export function runCli(args: string[], opts: { cwd?: string; timeoutMs?: number;
 
 /** The ssh arguments that point the CLI at a test server as `user`, with that user's key and known_hosts. */
 export function targetArgs(server: TestServer, user: string): string[] {
+  return sshTargetArgs(server.port, user, server.keys[user], server.knownHostsFile);
+}
+
+/** The CLI's ssh arguments for a test server's port with a chosen user, key and known_hosts (for the faults that need a wrong one). */
+export function sshTargetArgs(port: number, user: string, identity: string, knownHostsFile: string): string[] {
   return [
     '-p',
-    String(server.port),
+    String(port),
     '-i',
-    server.keys[user],
+    identity,
     '-F',
     '/dev/null',
     '-o',
@@ -44,7 +49,7 @@ export function targetArgs(server: TestServer, user: string): string[] {
     '-o',
     'BatchMode=yes',
     '-o',
-    `UserKnownHostsFile=${server.knownHostsFile}`,
+    `UserKnownHostsFile=${knownHostsFile}`,
     '-o',
     'GlobalKnownHostsFile=/dev/null',
     `${user}@127.0.0.1`,
