@@ -21,7 +21,7 @@ import { driverManifest } from './drivers.js';
 import { rescueCmdline } from './kernel-params.js';
 import { kernelVersion } from './kmod.js';
 import { LINK_KINDS } from '../network/link-kinds.js';
-import { installBusybox, installModules, installPrograms, writeIn } from './stage.js';
+import { installBusybox, installModules, installPrograms, makeRootDirs, writeIn } from './stage.js';
 
 const exec = promisify(execFile);
 
@@ -251,19 +251,7 @@ async function buildRescueInitrd(root: string, work: string, out: string, arch: 
   await writeIn(stage, 'usr/lib/emergency/rescue-banner.sh', await readFile(join(REPO, 'scripts/rescue-banner.sh')), 0o755);
   await writeIn(stage, 'etc/ssh/sshd_config', await readFile(join(REPO, 'ts/test-image/sshd_config')), 0o644);
   for (const [path, [content, mode]] of Object.entries(rescueEtc())) await writeIn(stage, path, content, mode);
-  for (const [dir, mode] of [
-    ['root', 0o700],
-    ['tmp', 0o1777],
-    ['proc', 0o755],
-    ['sys', 0o755],
-    ['dev', 0o755],
-    ['run', 0o755],
-    ['var/log', 0o755],
-    ['mnt', 0o755],
-  ] as const) {
-    await mkdir(join(stage, dir), { recursive: true });
-    await chmod(join(stage, dir), mode);
-  }
+  await makeRootDirs(stage);
   const entries: CpioEntry[] = [
     ...(await entriesFromDir(stage)),
     // The kernel opens /dev/console for init before anything is mounted.

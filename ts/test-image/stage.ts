@@ -31,6 +31,26 @@ export async function writeIn(stage: string, to: string, content: string | Buffe
   await chmod(join(stage, to), mode);
 }
 
+/** The directories every root file system of ours has (the rescue's and the test server's), with their modes. */
+const ROOT_DIRS = [
+  ['root', 0o700],
+  ['tmp', 0o1777],
+  ['proc', 0o755],
+  ['sys', 0o755],
+  ['dev', 0o755],
+  ['run', 0o755],
+  ['var/log', 0o755],
+  ['mnt', 0o755],
+] as const;
+
+/** Creates ROOT_DIRS and `extra` (all 0755) under `stage`, each with its mode whatever the umask. */
+export async function makeRootDirs(stage: string, extra: readonly string[] = []): Promise<void> {
+  for (const [dir, mode] of [...ROOT_DIRS, ...extra.map((d) => [d, 0o755] as const)]) {
+    await mkdir(join(stage, dir), { recursive: true });
+    await chmod(join(stage, dir), mode);
+  }
+}
+
 /**
  * Installs programs (tree path → stage path) and every library they need, at the paths ld.so searches.
  * Returns the ELF interpreter first, then the libraries, e.g. for copying them to an image's flat lib/.

@@ -13,7 +13,7 @@ import { entriesFromDir, writeCpio, type CpioEntry } from '../../test-image/cpio
 import { ARCHES, type Arch } from '../../test-image/arch.js';
 import { CACHE_DIR, REPO, buildMachineBusybox, installKernel, preparePackages, resolvePackages, zstd, NIC_MODULES } from '../../test-image/build.js';
 import { kernelVersion } from '../../test-image/kmod.js';
-import { installBusybox, installModules, installPrograms, writeIn } from '../../test-image/stage.js';
+import { installBusybox, installModules, installPrograms, makeRootDirs, writeIn } from '../../test-image/stage.js';
 
 /** Packages the server has beyond the test image's. */
 export const SERVER_PACKAGES = ['sudo', 'libpam-modules'];
@@ -98,21 +98,7 @@ export async function buildServerBase(log: (line: string) => void = () => {}, ar
     await writeIn(stage, 'etc/inittab', INITTAB);
     await writeIn(stage, 'etc/pam.d/sudo', PAM_SUDO);
     await writeIn(stage, 'etc/nsswitch.conf', 'passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n');
-    for (const [d, mode] of [
-      ['root', 0o700],
-      ['tmp', 0o1777],
-      ['proc', 0o755],
-      ['sys', 0o755],
-      ['dev', 0o755],
-      ['run', 0o755],
-      ['var/log', 0o755],
-      ['home', 0o755],
-      ['mnt', 0o755],
-      ['etc/sudoers.d', 0o755],
-    ] as const) {
-      await mkdir(join(stage, d), { recursive: true });
-      await chmod(join(stage, d), mode);
-    }
+    await makeRootDirs(stage, ['home', 'etc/sudoers.d']);
     await symlink('/run', join(stage, 'var/run'));
     const entries: CpioEntry[] = [...(await entriesFromDir(stage)), { path: 'dev/console', type: 'char', major: 5, minor: 1, mode: 0o600 }];
     await writeFile(join(work, 'initrd.cpio'), writeCpio(entries));
