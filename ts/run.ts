@@ -100,12 +100,9 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
       const late = await ui.step('capture (image ip)', () => captureWithImageIp(remote, staged.imageDir));
       network = await ui.step('plan', () => plan(late, ui, options.dumpNetwork));
       record?.setPlan(network.plan);
-      const latePlan = network.plan;
-      record?.setChecks(judgeHost({ ...checkInput, plan: latePlan }, options.ignorePreflightErrors).results);
-      await ui.step('checks (network)', async () => checks({ ...checkInput, plan: latePlan }, options.ignorePreflightErrors, ui, NETWORK_CHECKS));
-      await ui.step('checks (network)', async () =>
-        checks({ ...checkInput, plan: latePlan, capture: late }, options.ignorePreflightErrors, ui, NETWORK_CHECKS),
-      );
+      const lateInput = { ...checkInput, plan: network.plan, capture: late };
+      record?.setChecks(judgeHost(lateInput, options.ignorePreflightErrors).results);
+      await ui.step('checks (network)', async () => checks(lateInput, options.ignorePreflightErrors, ui, NETWORK_CHECKS));
     }
     await confirm(ui, {
       destination: options.destination,
