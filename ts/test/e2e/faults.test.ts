@@ -29,7 +29,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execFileSync } from 'node:child_process';
+import { modulesFor } from '../../drivers/manifest.js';
 import { ExitCode } from '../../errors.js';
+import { loadImage } from '../../image.js';
 import { SshRemote } from '../../ssh.js';
 import { waitForRescue } from '../../steps/wait.js';
 import { listTar } from '../../tar.js';
@@ -225,6 +227,36 @@ const OPERATOR_ON_MACVLAN: ServerSpec = {
   warmUp: ['admin'],
   timeoutMs: 400_000,
 };
+/**
+ * The ssh NIC is a vmxnet3: Debian's cloud kernel drives it (the server loads vmxnet3), the test image does not
+ * ship the module, so the rescue kernel could not. The other NIC stays virtio.
+ */
+const SSH_NIC_WITHOUT_IMAGE_DRIVER: ServerSpec = {
+  title: 'fault matrix: the ssh NIC is a vmxnet3, whose driver the image does not ship (needs QEMU)',
+  scenario: () => {
+    const s = defaultScenario();
+    s.nics[0].model = 'vmxnet3';
+    return s;
+  },
+  warmUp: ['admin'],
+  timeoutMs: 300_000,
+};
+/** The vmxnet3 NIC's facts as the host reports them, and that the image's manifest has no driver for it. */
+async function assertSshNicUndriven(ctx: FaultContext): Promise<void> {
+  const r = await ctx.server.ssh('root', 'cat /sys/class/net/ens3/device/modalias; basename "$(readlink /sys/class/net/ens3/device/driver)"');
+  const [modalias, driver] = r.stdout.trim().split('\n');
+  assert.match(modalias, /^pci:v000015ADd000007B0/, `ens3 is QEMU's vmxnet3: ${r.stdout}${r.stderr}`);
+  assert.equal(driver, 'vmxnet3', 'the host drives ens3 with vmxnet3');
+  const manifest = (await loadImage(ctx.image)).drivers;
+  assert.ok(manifest, 'the image carries drivers.manifest');
+  assert.equal(manifest.modules.has('vmxnet3'), false, 'the image does not ship vmxnet3');
+  assert.deepEqual(modulesFor(manifest, modalias), [], "no module of the image's manifest matches the NIC's modalias");
+}
+
+/** What nic-driver says about that NIC: its name, vendor:device, MAC, the host's driver, the modalias, its role. */
+const VMXNET3_FINDING =
+  /\[nic-driver\] NIC ens3 \(15ad:07b0, MAC 52:54:00:12:34:01, vmxnet3, a loadable module on the host\) has no driver in the image's kernel 6\.\d+\.\d+-\d+-cloud-amd64: no modalias pattern matches pci:v000015ADd000007B0\S*; it carries 10\.0\.2\.15\/24, fec0::15\/64/;
+
 /** Booted with lockdown=integrity; busybox init mounts no securityfs. */
 const LOCKDOWN: ServerSpec = {
   title: 'fault matrix: lockdown=integrity without securityfs (needs QEMU)',
@@ -521,6 +553,38 @@ const FAULTS: FaultRow[] = [
     ],
     saysNot: [/» stage/],
     host: 'unchanged',
+  },
+  {
+    name: "the ssh NIC's driver (vmxnet3) is not in the image: refused with exit 4 (nic-driver) naming the NIC, its vendor:device, MAC and driver; host unchanged",
+    on: SSH_NIC_WITHOUT_IMAGE_DRIVER,
+    precondition: assertSshNicUndriven,
+    exit: ExitCode.Refused,
+    says: [
+      /refused, nothing was changed on the host \(1 problem\)/,
+      VMXNET3_FINDING,
+      /fix: Add the driver to the NixOS image and rebuild it: emergency\.drivers\.modulePackages/,
+      /--ignore-preflight-errors nic-driver turns this into a warning/,
+    ],
+    saysNot: [/» stage/],
+    host: 'unchanged',
+  },
+  {
+    name: 'the same with --ignore-preflight-errors nic-driver --dry-run: preflight passes with the warning, exit 0, nothing staged; host unchanged',
+    on: SSH_NIC_WITHOUT_IMAGE_DRIVER,
+    args: (ctx) => ['--dry-run', '--ignore-preflight-errors', 'nic-driver', '--image', ctx.image, ...targetArgs(ctx.server, 'admin')],
+    exit: ExitCode.Ok,
+    says: [
+      new RegExp(`warning: ${VMXNET3_FINDING.source} \\(ignored: --ignore-preflight-errors nic-driver\\)`),
+      /✓ checks /,
+      /dry run: nothing was changed on admin@127\.0\.0\.1/,
+    ],
+    saysNot: [/» stage/, /refused/],
+    host: 'unchanged',
+    check: async (_, result) => {
+      // The dry run's check list shows the check as ignored, with the NIC table.
+      assert.match(result.stdout, /^\s*ignored\s+nic-driver\s/m, result.stdout);
+      assert.match(result.stdout, /ens3\s+15ad:07b0\s+vmxnet3, a loadable module on the host\s+image: none/, result.stdout);
+    },
   },
   {
     name: 'lockdown=integrity without securityfs: refused in preflight with exit 4, naming the source and the signer; nothing staged, host unchanged',

@@ -1,6 +1,6 @@
 /**
  * The QEMU test server's base initramfs, built (and cached) from Debian packages like the test image:
- * the Debian cloud kernel (virtio, bonding, 8021q and bridge modules), OpenSSH sshd, sudo with pam_unix, iproute2, dash
+ * the Debian cloud kernel (virtio, bonding, 8021q and bridge modules; macvlan and vmxnet3, which the image lacks), OpenSSH sshd, sudo with pam_unix, iproute2, dash
  * as /bin/sh and busybox for the rest.
  * Everything scenario-specific (users, keys, network) comes in a second cpio (server.ts).
  */
@@ -17,8 +17,11 @@ import { installBusybox, installModules, installPrograms, makeRootDirs, writeIn 
 
 /** Packages the server has beyond the test image's. */
 export const SERVER_PACKAGES = ['sudo', 'libpam-modules'];
-/** Modules the server has and the test image does not: macvlan, an interface kind the planner cannot re-create. */
-export const SERVER_ONLY_MODULES = ['macvlan'];
+/**
+ * Modules the server has and the test image does not: macvlan, an interface kind the planner cannot re-create, and
+ * vmxnet3, a NIC driver the rescue kernel lacks (server-init.sh loads it).
+ */
+export const SERVER_ONLY_MODULES = ['macvlan', 'vmxnet3'];
 const SERVER_INIT = join(REPO, 'ts/test/lib/server-init.sh');
 const CACHE = join(CACHE_DIR, 'test-server');
 

@@ -35,6 +35,8 @@ echo 0 >/proc/sys/net/ipv6/conf/default/autoconf
 
 modprobe virtio_pci
 modprobe virtio_net
+# A scenario's vmxnet3 NIC: a driver the test image does not ship (no udev here to load it by modalias).
+modprobe vmxnet3
 
 find_nic() {
   for dev in /sys/class/net/*; do

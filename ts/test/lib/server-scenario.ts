@@ -21,8 +21,11 @@ export interface NicSpec {
   /** slirp's network for this netdev; unset keeps QEMU's default 10.0.2.0/24 and fec0::/64. */
   slirpNet?: string;
   slirpIpv6Net?: string;
-  /** QEMU's NIC model; default `virtio-net-pci`. */
-  model?: 'virtio-net-pci' | 'e1000';
+  /**
+   * QEMU's NIC model; default `virtio-net-pci`. `vmxnet3` is the one model Debian's cloud kernel drives (the
+   * server loads its module) that the test image does not ship: a NIC the rescue kernel could not drive.
+   */
+  model?: 'virtio-net-pci' | 'vmxnet3';
 }
 
 /** A bond, VLAN, bridge or dummy the setup script creates before any address (its kind's entry in link-kinds.ts). */
