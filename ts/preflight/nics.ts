@@ -125,7 +125,8 @@ export function judgeNics(
         message: `NIC ${nic.name} (${id}, MAC ${nic.permAddress ?? nic.address}, ${host}) has no driver in the image's kernel ${manifest.kernel}${named}: no modalias pattern matches ${nic.modalias}${why}`,
         fix: MODULE_FIX(nic.bound?.driver ?? 'DRIVER'),
       });
-      table.push(`${nic.name}  ${id}  ${host}  image: none${important ? '  REFUSED' : ''}`);
+      // The table says what the NIC is for, not the verdict: that is the nic-driver check's (refused or ignored).
+      table.push(`${nic.name}  ${id}  ${host}  image: none${important ? '  (the restored network needs it)' : '  (no role in the restored network)'}`);
       continue;
     }
     let line = `${nic.name}  ${id}  ${host}  image: ${modules.join(',')}`;

@@ -280,6 +280,13 @@ describe('judgeNics: recorded NICs against the Debian kernel manifest', () => {
     const v = judgeNics([nic('eth0', ICE, 'ice')], [fw('ice', 'intel/ice/ddp/ice.pkg')], debian(), onePlan).firmware;
     assert.match(v.refusals[0].fix, /emergency\.drivers\.firmware = \[ "intel\/ice\/ddp\/ice\.pkg" \];/);
   });
+  it('the NIC table says what a driverless NIC is for, and leaves the verdict to the check (it may be ignored)', () => {
+    const needed = judgeNics([nic('eth0', VMXNET3, 'vmxnet3')], [], without(debian(), 'vmxnet3'), onePlan).table;
+    assert.match(needed[0], /^eth0 {2}15ad:07b0 {2}vmxnet3, a loadable module on the host {2}image: none {2}\(the restored network needs it\)$/);
+    const spare = judgeNics([nic('eth0', VIRTIO, 'virtio_net'), nic('eth9', VMXNET3, 'vmxnet3')], [], without(debian(), 'vmxnet3'), onePlan).table;
+    assert.match(spare[1], /^eth9 .* image: none {2}\(no role in the restored network\)$/);
+    assert.doesNotMatch([...needed, ...spare].join('\n'), /REFUSED/);
+  });
   it('an image without a manifest: one warning, no refusal', () => {
     const v = judgeNics([nic('eth0', VMXNET3, 'vmxnet3')], [], undefined, onePlan).driver;
     assert.deepEqual(v.refusals, []);
