@@ -3,9 +3,11 @@
  * (from preflight.sh's `mounts`, `block-devices`, `disk-labels` and `blkid` sections), the first command to run
  * for the old root's file system type, the restore steps' results and how to leave.
  *
- * The old-system part is rendered here once and carried in the restore data (`/emergency/old-system.txt`,
- * docs/image-layout.md); scripts/rescue-banner.sh puts the same lines, the restore results and the fallback
- * state into the login banner, and the CLI prints renderRescueSummary's output when the rescue is up.
+ * One summary, two writers, the same data: the old-system part is rendered here once and carried in the restore
+ * data (`/emergency/old-system.txt`, docs/image-layout.md) next to the hostname (`restore.env`); restore.sh writes
+ * the restore report. scripts/rescue-banner.sh turns those three into the login banner; the CLI, which sent the
+ * first two and reads the report once the rescue is up, prints renderRescueSummary's rendering of the same three.
+ * A unit test runs the script against this function, so the two cannot drift apart.
  */
 import type { ScriptOutput } from './sections.js';
 
@@ -193,31 +195,46 @@ export function renderOldSystem(old: OldSystem): string {
 }
 
 /**
- * The restore's results, one per step: from the restore report (`KIND<TAB>NAME<TAB>STATUS<TAB>MESSAGE` lines; its
- * `step` and `network` records) or from restore.sh's plain step results (`STATUS<TAB>TEXT`). Other lines are skipped.
+ * The restore's results, one per step: the restore report's `step` and `network` records
+ * (`KIND<TAB>NAME<TAB>STATUS<TAB>MESSAGE` lines, docs/image-layout.md). Other lines (the format and `done` lines,
+ * anything unknown) are skipped, as rescue-banner.sh's awk skips them.
  */
 export function parseRestoreSteps(text: string): RestoreStep[] {
   const steps: RestoreStep[] = [];
   const known = (status: string): status is RestoreStep['status'] => status === 'ok' || status === 'failed' || status === 'skipped';
   for (const line of text.split('\n')) {
-    const fields = line.split('\t');
-    if (fields.length >= 4) {
-      const [kind, name, status, ...message] = fields;
-      if ((kind === 'step' || kind === 'network') && known(status))
-        steps.push({ status, text: `${kind === 'step' ? name : 'network'}: ${message.join('\t')}` });
-    } else if (fields.length >= 2 && known(fields[0])) {
-      steps.push({ status: fields[0], text: fields.slice(1).join('\t') });
-    }
+    const [kind, name, status, ...message] = line.split('\t');
+    if (message.length && (kind === 'step' || kind === 'network') && known(status))
+      steps.push({ status, text: `${kind === 'step' ? name : 'network'}: ${message.join('\t')}` });
   }
   return steps;
 }
 
-/** Everything the summary shows; `restore` and `fallback` are absent when they are not known. */
+/**
+ * The restore part of the summary: the report's text as restore.sh wrote it, or why there is none to show. The
+ * banner and the CLI both start from the report file; the CLI reads it in the wait step's one ssh run.
+ */
+export type RestoreSource = { report: string } | { none: string };
+
+/** What the banner and the CLI say when the rescue has no restore report (restore.sh did not run or write it). */
+export function noReport(path: string): RestoreSource {
+  return { none: `no restore report at ${path}: restore.sh did not run, or could not write it` };
+}
+
+/**
+ * The restore part of the CLI's summary, from what the wait step read: the report when the file existed (even
+ * empty or unfinished: the banner shows what it holds), else why there is none. `path` is the report's path.
+ */
+export function restoreFromAnswer(answer: { reportText?: string } | undefined, path: string): RestoreSource {
+  if (!answer) return { none: 'the CLI could not read the restore report; log in to see the banner' };
+  return answer.reportText === undefined ? noReport(path) : { report: answer.reportText };
+}
+
+/** Everything the summary shows: the same data the banner script reads (restore.env, old-system.txt, the report). */
 export interface RescueSummaryInput {
   hostname: string;
   oldSystem: string;
-  restore?: RestoreStep[];
-  fallback?: string;
+  restore: RestoreSource;
 }
 
 /** The header line, shared by the banner script (which prints the same words). */
@@ -225,17 +242,20 @@ export function summaryHeader(hostname: string): string {
   return `emergency rescue system for ${hostname || 'an unnamed host'}: running from RAM, the old system's disks are not mounted`;
 }
 
-/** The rescue's summary: the login banner's text and what the CLI prints once the rescue is up. */
+/**
+ * The rescue's summary: the login banner's text (scripts/rescue-banner.sh writes the same, a unit test runs it
+ * against this) and what the CLI prints once the rescue is up.
+ */
 export function renderRescueSummary(input: RescueSummaryInput): string {
-  const lines = [summaryHeader(input.hostname)];
-  if (input.restore) {
-    lines.push('restore:');
-    if (!input.restore.length) lines.push('  (no steps recorded)');
-    for (const step of input.restore) lines.push(`  ${step.status.padEnd(7)}  ${step.text}`);
+  const lines = [summaryHeader(input.hostname), 'restore:'];
+  if ('none' in input.restore) lines.push(`  (${input.restore.none})`);
+  else {
+    const steps = parseRestoreSteps(input.restore.report);
+    if (!steps.length) lines.push('  (no steps recorded)');
+    for (const step of steps) lines.push(`  ${step.status.padEnd(7)}  ${step.text}`);
   }
   let text = `${lines.join('\n')}\n${input.oldSystem}`;
   if (!text.endsWith('\n')) text += '\n';
   text += 'to leave:  reboot   (boots the installed system; the rescue keeps nothing)\n';
-  if (input.fallback) text += `fallback:  ${input.fallback}\n`;
   return text;
 }

@@ -3,6 +3,7 @@
  * the next ones take. Round trips before kexec (counted by the Remote): connect, preflight (+capture), stage,
  * kexec; one more on hosts whose network is captured with the image's ip.
  */
+import { RESTORE_REPORT } from './boundary/rescue.js';
 import { parseUrlProbe } from './boundary/url-probe.js';
 import { planFetch } from './image-fetch.js';
 import { downloadForStreaming } from './image-source.js';
@@ -10,7 +11,7 @@ import { describeFallback } from './fallback.js';
 import { buildImageWithNix, loadImage, type Image } from './image.js';
 import { renderAuthorizedKeys, selectAuthorizedKeys } from './keys/authorized-keys.js';
 import type { Options, Session } from './operation.js';
-import { renderOldSystem, renderRescueSummary } from './rescue-summary.js';
+import { renderOldSystem, renderRescueSummary, restoreFromAnswer } from './rescue-summary.js';
 import { firmwareCandidates } from './preflight/nics.js';
 import { describeChecks, judgeHost } from './preflight/verdict.js';
 import type { Remote } from './remote.js';
@@ -112,12 +113,15 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
       yes: options.yes,
     });
     const hostKeyPaths = hostKeys.filter((k) => k.present && k.pub).map((k) => k.path);
+    // Two of the login banner's three inputs (restore.env's hostname, old-system.txt), sent once and kept for the
+    // CLI's own copy of the banner; the third is the restore report the wait step reads.
+    const bannerData = { hostname: facts.hostname, oldSystem: renderOldSystem(report.oldSystem) };
     await ui.step('kexec', () =>
       kexec(remote, ui, staged.imageDir, hostKeyPaths, {
         networkScript: network.script,
         authorizedKeys: renderAuthorizedKeys(keys),
-        env: { hostname: facts.hostname, boot_id: facts.boot_id, fallback_reboot_seconds: String(options.fallbackReboot) },
-        oldSystem: renderOldSystem(report.oldSystem),
+        env: { hostname: bannerData.hostname, boot_id: facts.boot_id, fallback_reboot_seconds: String(options.fallbackReboot) },
+        oldSystem: bannerData.oldSystem,
       }),
     );
     const triggeredAt = Date.now();
@@ -129,8 +133,8 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
       waitForRescue(remote, ui, { oldBootId: facts.boot_id, triggeredAt, timeoutSeconds: options.timeout, fallbackReboot: options.fallbackReboot }),
     );
     if (rescue.answer) record?.setRestoreReport({ fallback: rescue.answer.fallback, report: rescue.answer.report, problem: rescue.answer.reportProblem });
-    // What the login banner says, from the same data (the restore's own results are in the banner itself).
-    const summary = renderRescueSummary({ hostname: facts.hostname, oldSystem: renderOldSystem(report.oldSystem) });
+    // What the login banner says, rendered from the same data: what was sent, and the report the rescue wrote.
+    const summary = renderRescueSummary({ ...bannerData, restore: restoreFromAnswer(rescue.answer, RESTORE_REPORT) });
     ui.out(summary);
     record?.setRescueSummary(summary);
   } finally {

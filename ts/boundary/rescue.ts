@@ -53,10 +53,13 @@ export const restoreReportSchema = z
   }));
 export type RestoreReport = z.infer<typeof restoreReportSchema>;
 
-/** The one ssh command after the verified probe: confirm the fallback, then the restore report as a section. */
+/**
+ * The one ssh command after the verified probe: confirm the fallback, then the restore report as a section,
+ * present only when the file exists (an empty report and no report are told apart, as the banner does).
+ */
 export const CONFIRM_AND_REPORT =
   `if [ -f ${FALLBACK_SCRIPT} ]; then sh ${FALLBACK_SCRIPT} confirm cli; else echo fallback_state=not-armed; fi; ` +
-  `echo '${SECTION_MARKER} restore-report'; cat ${RESTORE_REPORT} 2>/dev/null`;
+  `if [ -f ${RESTORE_REPORT} ]; then echo '${SECTION_MARKER} restore-report'; cat ${RESTORE_REPORT}; fi`;
 
 /** What the rescue said to CONFIRM_AND_REPORT: the fallback's state and the report (undefined: none found). */
 export interface RescueAnswer {
@@ -64,14 +67,17 @@ export interface RescueAnswer {
   report?: RestoreReport;
   /** Why the report could not be read, when it could not. */
   reportProblem?: string;
+  /** The report file's text as it is (the login banner's input too); undefined when there is no file. */
+  reportText?: string;
 }
 
 /** Parses CONFIRM_AND_REPORT's output; a broken fallback state throws (naming the field), a broken report is noted. */
 export function parseRescueAnswer(output: string): RescueAnswer {
   const { facts, sections } = parseScriptOutput(output);
   const fallback = parseBoundary('fallback-reboot.sh', fallbackStateSchema, facts);
-  const body = sections.find((s) => s.name === 'restore-report')?.body ?? '';
-  if (!body.trim()) return { fallback, reportProblem: `no report at ${RESTORE_REPORT}` };
+  const reportText = sections.find((s) => s.name === 'restore-report')?.body;
+  const body = reportText ?? '';
+  if (!body.trim()) return { fallback, reportProblem: `no report at ${RESTORE_REPORT}`, reportText };
   const lines = body
     .split('\n')
     .filter((l) => l !== '')
@@ -81,7 +87,11 @@ export function parseRescueAnswer(output: string): RescueAnswer {
     });
   const report = restoreReportSchema.safeParse(lines);
   if (!report.success) {
-    return { fallback, reportProblem: `the report at ${RESTORE_REPORT} is not understood: ${describeIssues(report.error.issues, 'line').join('; ')}` };
+    return {
+      fallback,
+      reportProblem: `the report at ${RESTORE_REPORT} is not understood: ${describeIssues(report.error.issues, 'line').join('; ')}`,
+      reportText,
+    };
   }
-  return { fallback, report: report.data };
+  return { fallback, report: report.data, reportText };
 }

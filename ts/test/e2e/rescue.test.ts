@@ -122,6 +122,18 @@ describe('emergency rescues a QEMU server end to end (needs QEMU)', { skip, time
     // The CLI prints the rescue's summary: the old root as preflight saw it (the test server's / is a tmpfs).
     assert.match(result.stdout, /^emergency rescue system for \S+: running from RAM/m, 'the CLI prints the summary');
     assert.match(result.stdout, /^old root: {2}root \(tmpfs, rw/m, "the old root's device and type");
+    // ... with the restore report's steps, the last-chance DHCP among them (not needed: slirp's gateway answers) ...
+    assert.match(
+      result.stdout,
+      /^restore:\n {2}ok {7}host-keys: host keys installed: \d+\n {2}ok {7}authorized-keys: authorized keys for root: [1-9]\d*\n(.*\n)*? {2}ok {7}network: network restored\n(.*\n)*? {2}skipped {2}last-chance-dhcp: not needed: a default gateway answers\n/m,
+      'the restore report in the summary',
+    );
+    // ... and it is the login banner, byte for byte: the banner script and the CLI render the same data.
+    const banner = await server.ssh('root', 'cat /run/emergency/banner');
+    assert.equal(banner.code, 0, banner.stderr);
+    assert.match(banner.stdout, /^restore:$/m);
+    assert.ok(result.stdout.includes(banner.stdout), `the CLI printed the banner:\n--- CLI ---\n${result.stdout}--- banner ---\n${banner.stdout}`);
+    assert.equal(record.rescue?.summary, banner.stdout, 'the record carries the same summary');
     assert.doesNotMatch(result.stderr, /nic-driver|nic-firmware|operator-path|lockdown/, 'every check green');
   });
 

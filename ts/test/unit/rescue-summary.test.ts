@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -11,11 +11,15 @@ import {
   parseBlkid,
   parseMounts,
   parseOldSystem,
+  noReport,
   parseRestoreSteps,
   renderOldSystem,
   renderRescueSummary,
+  restoreFromAnswer,
   type MountEntry,
+  type RestoreSource,
 } from '../../rescue-summary.js';
+import { CONFIRM_AND_REPORT, parseRescueAnswer } from '../../boundary/rescue.js';
 import { parseScriptOutput } from '../../sections.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
@@ -141,52 +145,98 @@ describe('formatBytes and parseRestoreSteps', () => {
   ] as const) {
     it(`${bytes} → ${text}`, () => assert.equal(formatBytes(bytes), text));
   }
-  it('reads STATUS<TAB>TEXT lines and drops others', () => {
-    assert.deepEqual(parseRestoreSteps('ok\thost keys: 2 installed\nnonsense\nfailed\tnetwork x y\nskipped\tz\nweird\tq\n'), [
-      { status: 'ok', text: 'host keys: 2 installed' },
-      { status: 'failed', text: 'network x y' },
-      { status: 'skipped', text: 'z' },
-    ]);
-  });
-  it("reads the restore report's step and network records (KIND NAME STATUS MESSAGE)", () => {
+  it("reads the restore report's step and network records (KIND NAME STATUS MESSAGE) and skips the rest", () => {
     const report = [
       'format\t1\t-\temergency restore report',
       'step\thost-keys\tok\t3 installed',
       'network\t-\tfailed\tFAILED: route 10.9.0.0/16',
       'step\tgateway\tweird\tx',
+      'step\tshort\tok',
+      'ok\tan old STATUS TEXT line',
+      'step\tnetwork\tskipped\ta message\twith a tab',
       'done\t-\tfailed\t1 failed step(s)',
       '',
     ].join('\n');
     assert.deepEqual(parseRestoreSteps(report), [
       { status: 'ok', text: 'host-keys: 3 installed' },
       { status: 'failed', text: 'network: FAILED: route 10.9.0.0/16' },
+      { status: 'skipped', text: 'network: a message\twith a tab' },
     ]);
   });
 });
 
+/** A report as restore.sh writes it for a rescue whose gateway did not answer: failures, skips, the last chance. */
+const FAILED_REPORT = [
+  'format\t1\t-\temergency restore report',
+  'step\thost-keys\tok\thost keys installed: 3',
+  'step\tauthorized-keys\tok\tauthorized keys for root: 2',
+  'step\tdhcp-identity\tskipped\tno DHCP client identity was packed',
+  'network\t-\tfailed\troute 10.0.0.0/8 via 10.0.3.2: RTNETLINK answers: Network is unreachable',
+  'network\t-\tskipped\tmultipath route 192.0.2.0/24 (not restored)',
+  'step\tnetwork\tfailed\tnetwork.sh reported 1 failed step(s); see /var/log/emergency-restore.log',
+  'step\tgateway\tfailed\tno default gateway answered within 8 s: 10.0.2.2 eth0,',
+  'step\tlast-chance-dhcp\tok\tlast chance: DHCP started on eth0, next to the static addresses',
+  'step\tfallback-reboot\tok\tarmed: reboots into the installed system unless confirmed within 60 s',
+  'done\t-\tfailed\t2 failed step(s)',
+  '',
+].join('\n');
+const REPORT_PATH = '/var/log/emergency-restore.report';
+
 describe('renderRescueSummary', () => {
   const oldSystem = 'old root:  /dev/vda1 (ext4, rw)\nfirst:     e2fsck -fn /dev/vda1\n';
-  it('names the host, lists the restore steps, the old system and how to leave', () => {
-    assert.equal(
-      renderRescueSummary({
-        hostname: 'web1',
-        oldSystem,
-        restore: [
-          { status: 'ok', text: 'host keys: 2 installed' },
-          { status: 'failed', text: 'network: 1 step' },
-        ],
-        fallback: 'armed: reboots in 600 s',
-      }),
-      "emergency rescue system for web1: running from RAM, the old system's disks are not mounted\n" +
-        'restore:\n  ok       host keys: 2 installed\n  failed   network: 1 step\n' +
-        oldSystem +
-        'to leave:  reboot   (boots the installed system; the rescue keeps nothing)\nfallback:  armed: reboots in 600 s\n',
-    );
+  const header = "emergency rescue system for web1: running from RAM, the old system's disks are not mounted\n";
+  const leave = 'to leave:  reboot   (boots the installed system; the rescue keeps nothing)\n';
+  const cases: [string, RestoreSource, string][] = [
+    [
+      'a report with failures, skipped items and the last-chance DHCP: every step and network item, in order',
+      { report: FAILED_REPORT },
+      'restore:\n' +
+        '  ok       host-keys: host keys installed: 3\n' +
+        '  ok       authorized-keys: authorized keys for root: 2\n' +
+        '  skipped  dhcp-identity: no DHCP client identity was packed\n' +
+        '  failed   network: route 10.0.0.0/8 via 10.0.3.2: RTNETLINK answers: Network is unreachable\n' +
+        '  skipped  network: multipath route 192.0.2.0/24 (not restored)\n' +
+        '  failed   network: network.sh reported 1 failed step(s); see /var/log/emergency-restore.log\n' +
+        '  failed   gateway: no default gateway answered within 8 s: 10.0.2.2 eth0,\n' +
+        '  ok       last-chance-dhcp: last chance: DHCP started on eth0, next to the static addresses\n' +
+        '  ok       fallback-reboot: armed: reboots into the installed system unless confirmed within 60 s\n',
+    ],
+    ['an empty report', { report: '' }, 'restore:\n  (no steps recorded)\n'],
+    ['an unfinished report (no done line): what it holds', { report: 'format\t1\t-\tx\nstep\thost-keys\tok\t1\n' }, 'restore:\n  ok       host-keys: 1\n'],
+    ['no report', noReport(REPORT_PATH), `restore:\n  (no restore report at ${REPORT_PATH}: restore.sh did not run, or could not write it)\n`],
+  ];
+  for (const [name, restore, middle] of cases) {
+    it(name, () => assert.equal(renderRescueSummary({ hostname: 'web1', oldSystem, restore }), header + middle + oldSystem + leave));
+  }
+  it('names an unnamed host so', () => {
+    assert.match(renderRescueSummary({ hostname: '', oldSystem, restore: { report: '' } }), /^emergency rescue system for an unnamed host: /);
   });
-  it('leaves out what is not known', () => {
-    const text = renderRescueSummary({ hostname: '', oldSystem });
-    assert.match(text, /for an unnamed host/);
-    assert.doesNotMatch(text, /restore:|fallback:/);
+});
+
+describe("restoreFromAnswer: the CLI's restore part from what the wait step read", () => {
+  const confirmed = 'fallback_state=confirmed\nfallback_seconds=60\nfallback_confirmed_by=cli\nfallback_confirmed_after_s=12\n';
+  const section = '@@emergency-section restore-report\n';
+  const cases: [string, string | undefined, RestoreSource][] = [
+    // The wire format drops the section's last newline; the rendering ignores it (the unit test below shows it).
+    ['a report: its text, as the banner reads the file', `${confirmed}${section}${FAILED_REPORT}`, { report: FAILED_REPORT.replace(/\n$/, '') }],
+    ['an empty report file: empty, so "no steps recorded" as in the banner', `${confirmed}${section}`, { report: '' }],
+    [
+      'an unfinished report: its text (the schema refuses it; the banner still shows it)',
+      `${confirmed}${section}step\tx\tok\t1\n`,
+      { report: 'step\tx\tok\t1' },
+    ],
+    ['no report file (no section): says so', confirmed, noReport(REPORT_PATH)],
+    [
+      'nothing read (the ssh run failed): says so, without claiming there was no report',
+      undefined,
+      { none: 'the CLI could not read the restore report; log in to see the banner' },
+    ],
+  ];
+  for (const [name, output, expected] of cases) {
+    it(name, () => assert.deepEqual(restoreFromAnswer(output === undefined ? undefined : parseRescueAnswer(output), REPORT_PATH), expected));
+  }
+  it('the ssh command prints the section only when the report file exists', () => {
+    assert.match(CONFIRM_AND_REPORT, /if \[ -f \/var\/log\/emergency-restore\.report \]; then echo '@@emergency-section restore-report'; cat /);
   });
 });
 
@@ -200,50 +250,41 @@ describe('rescue-banner.sh writes the same summary', () => {
     assert.equal(r.status, 0, r.stdout);
   });
 
+  // The Nix image has gawk, the Debian test image busybox's awk, this machine its own: the script is run with each.
+  const awks: { name: string; path: string }[] = [{ name: 'awk', path: process.env.PATH ?? '' }];
+  if (has('busybox')) {
+    const bin = mkdtempSync(join(dir, 'busybox-awk-'));
+    symlinkSync(spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim(), join(bin, 'awk'));
+    awks.push({ name: 'busybox awk', path: `${bin}:${process.env.PATH ?? ''}` });
+  }
   const oldSystem = renderOldSystem(parseOldSystem(parseScriptOutput(PREFLIGHT)));
-  const cases: { name: string; report?: string; steps?: string; fallback?: string }[] = [
-    {
-      name: 'with steps and fallback',
-      steps: 'ok\thost keys: 2 installed\nfailed\tnetwork.sh reported 1 failed step(s); see /var/log/x\n',
-      fallback: 'armed: the installed system boots in 600 s unless you log in\nsecond line\n',
-    },
-    { name: 'with an empty steps file and no fallback', steps: '', fallback: undefined },
-    { name: 'without a steps file', steps: undefined, fallback: undefined },
-    {
-      name: 'with a restore report (which wins over the steps file)',
-      report:
-        'format\t1\t-\temergency restore report\nstep\thost-keys\tok\t3 installed\nnetwork\t-\tskipped\tskipped: multipath route\ndone\t-\tok\t0 failed step(s)\n',
-      steps: 'ok\tignored\n',
-      fallback: undefined,
-    },
+  const cases: { name: string; report?: string }[] = [
+    { name: 'a report with failures, skipped items and the last-chance DHCP', report: FAILED_REPORT },
+    { name: 'a clean report', report: 'format\t1\t-\temergency restore report\nstep\thost-keys\tok\t3 installed\ndone\t-\tok\t0 failed step(s)\n' },
+    { name: 'a message with a tab, odd lines, no trailing newline', report: 'step\tx\tok\ta\tb\nok\told line\nstep\ty\tmaybe\tz\nnetwork\t-\tskipped\t%s %d' },
+    { name: 'an empty report', report: '' },
+    { name: 'no report', report: undefined },
   ];
   for (const shell of shells) {
-    for (const c of cases) {
-      it(`${shell.join(' ')}: ${c.name}`, () => {
-        const data = mkdtempSync(join(dir, 'data-'));
-        writeFileSync(join(data, 'restore.env'), 'hostname=web1\nboot_id=abc\n');
-        writeFileSync(join(data, 'old-system.txt'), oldSystem);
-        const env: Record<string, string> = {
-          PATH: process.env.PATH ?? '',
-          EMERGENCY_DIR: data,
-          BANNER: join(data, 'out/banner'),
-          RESTORE_REPORT: join(data, 'report'),
-          RESTORE_STEPS: join(data, 'steps'),
-          FALLBACK_STATE: join(data, 'fallback'),
-        };
-        if (c.report !== undefined) writeFileSync(env.RESTORE_REPORT, c.report);
-        if (c.steps !== undefined) writeFileSync(env.RESTORE_STEPS, c.steps);
-        if (c.fallback !== undefined) writeFileSync(env.FALLBACK_STATE, c.fallback);
-        const r = spawnSync(shell[0], [...shell.slice(1), SCRIPT], { env, encoding: 'utf8' });
-        assert.equal(r.status, 0, r.stderr);
-        const expected = renderRescueSummary({
-          hostname: 'web1',
-          oldSystem,
-          restore: c.report !== undefined ? parseRestoreSteps(c.report) : c.steps === undefined ? undefined : parseRestoreSteps(c.steps),
-          fallback: c.fallback?.split('\n')[0],
+    for (const awk of awks) {
+      for (const c of cases) {
+        it(`${shell.join(' ')}, ${awk.name}: ${c.name}`, () => {
+          const data = mkdtempSync(join(dir, 'data-'));
+          writeFileSync(join(data, 'restore.env'), 'hostname=web1\nboot_id=abc\n');
+          writeFileSync(join(data, 'old-system.txt'), oldSystem);
+          const env: Record<string, string> = { PATH: awk.path, EMERGENCY_DIR: data, BANNER: join(data, 'out/banner'), RESTORE_REPORT: join(data, 'report') };
+          if (c.report !== undefined) writeFileSync(env.RESTORE_REPORT, c.report);
+          const r = spawnSync(shell[0], [...shell.slice(1), SCRIPT], { env, encoding: 'utf8' });
+          assert.equal(r.status, 0, r.stderr);
+          // What the CLI prints for the same data: the hostname and old-system.txt it sent, the report it read.
+          const expected = renderRescueSummary({
+            hostname: 'web1',
+            oldSystem,
+            restore: c.report === undefined ? noReport(env.RESTORE_REPORT) : { report: c.report },
+          });
+          assert.equal(readFileSync(env.BANNER, 'utf8'), expected);
         });
-        assert.equal(readFileSync(env.BANNER, 'utf8'), expected);
-      });
+      }
     }
   }
 });
