@@ -207,6 +207,23 @@ const NO_TOOLS: ServerSpec = {
   timeoutMs: 400_000,
 };
 
+/** Write throttle of the dying disk: 4 KiB/s, so a sync() of the backlog below would take hours. */
+const DYING_DISK_BPS = 4096;
+/**
+ * A disk that takes writes at 4 KiB/s (QEMU write throttling; O_DIRECT on the build machine, so its page cache
+ * does not absorb them). The row's precondition puts 64 MiB under writeback on it.
+ */
+const DYING_DISK: ServerSpec = {
+  title: 'fault matrix: a dying disk, 64 MiB under writeback at 4 KiB/s — the jump does not wait for it (needs QEMU)',
+  scenario: () => ({ ...defaultScenario(), disk: { sizeMiB: 128, writeBytesPerSecond: DYING_DISK_BPS } }),
+  warmUp: ['admin'],
+  timeoutMs: 400_000,
+};
+/** Dirty plus Writeback in /proc/meminfo, in KiB: what a sync() would wait for. */
+const UNWRITTEN_KIB = `awk '$1 == "Dirty:" || $1 == "Writeback:" { sum += $2 } END { print sum }' /proc/meminfo`;
+/** 64 MiB into the raw disk's page cache, in the background: nearly all of it still waits for the disk at the kexec. */
+const DIRTY_THE_DISK = 'dd if=/dev/zero of=/dev/vda bs=1M count=64 </dev/null >/dev/null 2>&1 &';
+
 /** The operator's address (where slirp forwards ssh) sits on a macvlan over ens3, which the planner cannot re-create. */
 const OPERATOR_ON_MACVLAN: ServerSpec = {
   title: "fault matrix: the operator's address is on a macvlan the plan cannot restore (needs QEMU)",
@@ -543,6 +560,32 @@ const FAULTS: FaultRow[] = [
       assert.doesNotMatch(tools.stdout, /has /, `the tools are gone: ${tools.stdout}`);
     },
   ),
+  {
+    ...rescueRow(
+      '64 MiB under writeback on a disk writing 4 KiB/s: the one sync before the jump gives up after 10 s, and the host is rescued',
+      DYING_DISK,
+      [/kexec triggered/, /rescue system answers [\d.]+ s after kexec/],
+      async (ctx) => {
+        assert.equal((await ctx.server.ssh('root', DIRTY_THE_DISK)).code, 0);
+        // dd puts it in the page cache within seconds; at 4 KiB/s almost none of it reaches the disk.
+        let unwrittenKiB = 0;
+        for (let i = 0; i < 120 && unwrittenKiB < 48 * 1024; i++) {
+          await new Promise((r) => setTimeout(r, 500));
+          unwrittenKiB = Number((await ctx.server.ssh('root', UNWRITTEN_KIB)).stdout.trim());
+        }
+        assert.ok(unwrittenKiB >= 48 * 1024, `only ${unwrittenKiB} KiB wait for the disk; the row needs a writeback backlog`);
+        console.log(
+          `# dying disk: ${unwrittenKiB} KiB under writeback before the CLI (${((unwrittenKiB * 1024) / DYING_DISK_BPS / 3600).toFixed(1)} h at 4 KiB/s)`,
+        );
+      },
+    ),
+    check: async (ctx, result) => {
+      // The trigger's sync hit its deadline and the jump went ahead; kexec-tools' own syncs were off (--no-sync).
+      assert.match(ctx.server.serialLog(), /emergency: sync did not finish within 10 s \(a slow or dying disk\); jumping without it/);
+      const answered = /rescue system answers ([\d.]+) s after kexec/.exec(result.stderr);
+      console.log(`# dying disk: kexec trigger → rescue answering ${answered?.[1]} s (the sync deadline is 10 s of it)`);
+    },
+  },
   {
     name: "the operator's address is on a macvlan: refused with exit 4 (operator-path) naming the address, the interface and why; host unchanged",
     on: OPERATOR_ON_MACVLAN,

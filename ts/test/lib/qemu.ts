@@ -42,6 +42,14 @@ export interface VmOptions {
   qmp?: boolean;
   /** The emulated machine (x86_64 when unset): `qemu-system-aarch64 -M virt` for aarch64. */
   arch?: Arch;
+  /** A raw virtio disk: `file` (made by the caller), optionally writing at most `writeBytesPerSecond` (a dying disk). */
+  disk?: VmDisk;
+}
+
+/** A raw virtio disk of a VM. */
+export interface VmDisk {
+  file: string;
+  writeBytesPerSecond?: number;
 }
 
 /** A running VM. */
@@ -85,6 +93,16 @@ export function netdevArg(id: string, nic: VmNic): string {
   return parts.join(',');
 }
 
+/**
+ * The `-drive` value for a test disk: raw, O_DIRECT on the host (`cache=none`, so the host's page cache does not
+ * absorb the writes the throttle is meant to slow), write throttling when asked.
+ */
+export function driveArg(disk: VmDisk): string {
+  const parts = [`file=${disk.file}`, 'format=raw', 'if=none', 'id=disk0', 'cache=none'];
+  if (disk.writeBytesPerSecond) parts.push(`throttling.bps-write=${disk.writeBytesPerSecond}`);
+  return parts.join(',');
+}
+
 /** The full QEMU argument list (pure, for tests and for printing a reproducible command). */
 export function qemuArgs(opts: VmOptions, serialLog: string): string[] {
   const { machine, cpu } = ARCHES[opts.arch ?? 'x86_64'].qemu;
@@ -97,6 +115,7 @@ export function qemuArgs(opts: VmOptions, serialLog: string): string[] {
   opts.nics.forEach((nic, i) => {
     args.push('-netdev', netdevArg(`n${i}`, nic), '-device', `${nic.model ?? 'virtio-net-pci'},netdev=n${i},mac=${nic.mac}`);
   });
+  if (opts.disk) args.push('-drive', driveArg(opts.disk), '-device', 'virtio-blk-pci,drive=disk0');
   return args;
 }
 

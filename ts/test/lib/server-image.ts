@@ -18,10 +18,10 @@ import { installBusybox, installModules, installPrograms, makeRootDirs, writeIn 
 /** Packages the server has beyond the test image's. */
 export const SERVER_PACKAGES = ['sudo', 'libpam-modules'];
 /**
- * Modules the server has and the test image does not: macvlan, an interface kind the planner cannot re-create, and
- * vmxnet3, a NIC driver the rescue kernel lacks (server-init.sh loads it).
+ * Modules the server has and the test image does not: macvlan, an interface kind the planner cannot re-create,
+ * vmxnet3, a NIC driver the rescue kernel lacks (server-init.sh loads it), and virtio_blk, for a scenario's disk.
  */
-export const SERVER_ONLY_MODULES = ['macvlan', 'vmxnet3'];
+export const SERVER_ONLY_MODULES = ['macvlan', 'vmxnet3', 'virtio_blk'];
 const SERVER_INIT = join(REPO, 'ts/test/lib/server-init.sh');
 const CACHE = join(CACHE_DIR, 'test-server');
 
@@ -95,7 +95,7 @@ export async function buildServerBase(log: (line: string) => void = () => {}, ar
     const hostBusybox = await buildMachineBusybox(arch, root);
     await installBusybox(stage, join(root, 'bin/busybox'), [], hostBusybox);
     // The rescue image's set: virtio, plus what a scenario's bonds, VLANs and bridges need (loaded by its setup);
-    // and macvlan (SERVER_ONLY_MODULES).
+    // and SERVER_ONLY_MODULES.
     await installModules(root, stage, version, [...NIC_MODULES, ...SERVER_ONLY_MODULES], hostBusybox);
     await writeIn(stage, 'init', await readFile(SERVER_INIT), 0o755);
     await writeIn(stage, 'etc/inittab', INITTAB);

@@ -80,6 +80,8 @@ export interface ServerScenario {
   root: { key: boolean; extraAuthorizedKeys?: string[] };
   hostKeyTypes: KeyType[];
   faults: Faults;
+  /** A raw virtio disk (/dev/vda), empty, optionally taking writes at most at `writeBytesPerSecond` (a dying disk). */
+  disk?: { sizeMiB: number; writeBytesPerSecond?: number };
   /** More kernel command line parameters for the server, e.g. `lockdown=integrity`. */
   kernelArgs?: string[];
   /** Commands the setup script runs after the routes (e.g. an address on a macvlan the planner cannot re-create). */
@@ -171,6 +173,7 @@ export function renderSetup(s: ServerScenario): string {
     for (const a of iface.ipv6) lines.push(cmd(['ip', '-6', 'addr', 'add', a, 'dev', iface.name, 'nodad']));
   }
   for (const r of s.routes) lines.push(cmd(routeCommand(r)));
+  if (s.disk) lines.push(cmd(['modprobe', 'virtio_blk']));
   for (const c of s.extraSetup ?? []) lines.push(cmd(c));
   if (s.faults.kexecDisabled) lines.push('run sh -c "echo 1 >/proc/sys/kernel/kexec_load_disabled"');
   for (const tool of s.faults.removeTools ?? []) {

@@ -7,13 +7,13 @@
  *   await server.stop();
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { writeCpio, type CpioEntry } from '../../test-image/cpio.js';
 import { ARCHES, type Arch } from '../../test-image/arch.js';
-import { freePort, joinInitrd, qmp, startVm, waitForSsh, type Vm, type VmNic } from './qemu.js';
+import { freePort, joinInitrd, qmp, startVm, waitForSsh, type Vm, type VmDisk, type VmNic } from './qemu.js';
 import { buildServerBase } from './server-image.js';
 import {
   defaultScenario,
@@ -147,6 +147,12 @@ export async function startServer(
 
     const initrd = join(workDir, 'initrd');
     await writeFile(initrd, joinInitrd([await readFile(base.initrd), await scenarioCpio(scenario, hostKeys, userKeys, base.busybox)]));
+    let disk: VmDisk | undefined;
+    if (scenario.disk) {
+      disk = { file: join(workDir, 'disk.raw'), writeBytesPerSecond: scenario.disk.writeBytesPerSecond };
+      await writeFile(disk.file, '');
+      await truncate(disk.file, scenario.disk.sizeMiB * 1024 * 1024);
+    }
     const port = await freePort();
     const knownHostsFile = join(workDir, 'known_hosts');
     await writeKnownHosts(
@@ -172,6 +178,7 @@ export async function startServer(
       workDir,
       allowReboot: opts.allowReboot,
       qmp: opts.qmp,
+      disk,
     });
     const wait = async (timeoutMs = opts.timeoutMs ?? 120_000) => {
       try {

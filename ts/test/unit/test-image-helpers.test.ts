@@ -9,7 +9,7 @@ import { unpackedBytes, writeCpio, type CpioEntry } from '../../test-image/cpio.
 import { parsePrintUris } from '../../test-image/debs.js';
 import { isElf, readDynamic } from '../../test-image/elf.js';
 import { moduleKey } from '../../test-image/kmod.js';
-import { joinInitrd, netdevArg, qemuArgs } from '../lib/qemu.js';
+import { driveArg, joinInitrd, netdevArg, qemuArgs } from '../lib/qemu.js';
 import { dataCentreScenario, defaultScenario, renderGroups, renderSetup, renderShadow, renderSudoers, routeCommand } from '../lib/server-scenario.js';
 import { knownHostsLines } from '../lib/ssh.js';
 
@@ -116,6 +116,19 @@ describe('small pure helpers', () => {
     const args = qemuArgs({ kernel: 'k', initrd: 'i', cmdline: 'c', memoryMiB: 256, nics: [{ mac: '52:54:00:00:00:01' }], workDir: '/w' }, '/w/log');
     assert.deepEqual(args.slice(0, 2), ['-accel', 'tcg']);
     assert.ok(args.includes('virtio-net-pci,netdev=n0,mac=52:54:00:00:00:01'));
+  });
+  it('a test disk is raw and O_DIRECT on the host, write-limited when asked (a dying disk)', () => {
+    assert.equal(driveArg({ file: '/w/disk', writeBytesPerSecond: 4096 }), 'file=/w/disk,format=raw,if=none,id=disk0,cache=none,throttling.bps-write=4096');
+    assert.equal(driveArg({ file: '/w/disk' }), 'file=/w/disk,format=raw,if=none,id=disk0,cache=none');
+    const base = { kernel: 'k', initrd: 'i', cmdline: 'c', memoryMiB: 256, nics: [], workDir: '/w' };
+    assert.ok(!qemuArgs(base, '/w/log').includes('-drive'), 'no disk unless asked');
+    const withDisk = qemuArgs({ ...base, disk: { file: '/w/disk', writeBytesPerSecond: 4096 } }, '/w/log');
+    assert.deepEqual(withDisk.slice(withDisk.indexOf('-drive'), withDisk.indexOf('-drive') + 4), [
+      '-drive',
+      'file=/w/disk,format=raw,if=none,id=disk0,cache=none,throttling.bps-write=4096',
+      '-device',
+      'virtio-blk-pci,drive=disk0',
+    ]);
   });
   it('knownHostsLines names the forwarded port', () => {
     assert.equal(knownHostsLines(2222, ['ssh-ed25519 AAAA root@h']), '[127.0.0.1]:2222 ssh-ed25519 AAAA\n');
