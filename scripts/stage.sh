@@ -2,29 +2,32 @@
 # Stages the image in a fresh tmpfs and keeps it only while this ssh session lives.
 # Runs as root. Needs from the host: sh, cat, head, mount, umount (preflight checks them).
 #
-# args:  PARENT MODE TMPFS_BYTES BUSYBOX_BYTES BUSYBOX_SHA256 TAR_BYTES SUMS_SHA256
+# args:  PARENT MODE TMPFS_BYTES BUSYBOX_BYTES BUSYBOX_SHA256 TAR_BYTES TAR_SHA256
 #          PARENT/MODE  from preflight: `mkdir` makes PARENT/emergency.PID; `over` mounts over PARENT itself
-#          SUMS_SHA256  sha256 of emergency-image/SHA256SUMS as the orchestrator read it locally, so the
-#                       manifest that vouches for every file is itself vouched for
+#          TAR_SHA256   sha256 of the whole image tarball (docs/image-layout.md, "On the host"): the orchestrator
+#                       read it from the local file, whose every member it checked against SHA256SUMS, or it is
+#                       the pinned hash of --image URL. It covers every byte tar reads, names and modes included.
 # stdin: BUSYBOX_BYTES of the image's static busybox, then TAR_BYTES of the image tarball, then nothing:
 #        the orchestrator keeps stdin open while it needs the stage. EOF (done, Ctrl-C, or the connection
 #        dropped) unmounts the tmpfs, so an interrupted rescue leaves the host as it was found.
-# prints: stage_dir=…, then staged=1 once every checksum passed.
+# prints: stage_dir=…, then staged=1 once every checksum passed. The tar is hashed as it arrives (tee into
+#         sha256sum while tar unpacks), so no file is read a second time.
 #
 # With --image URL, when preflight found the host able to fetch it (scripts/probe-url.sh), the host downloads
 # the tarball itself instead and stdin carries nothing but the keeper's EOF:
-# args:  … the seven above (BUSYBOX_SHA256 unused: '-') … url FETCHER SHA_TOOL URL TAR_SHA256 BUSYBOX_OFFSET SUMS_OFFSET SUMS_BYTES
+# args:  … the seven above (BUSYBOX_SHA256 unused: '-') … url FETCHER SHA_TOOL URL SUMS_SHA256 BUSYBOX_OFFSET SUMS_OFFSET SUMS_BYTES
 #          FETCHER/SHA_TOOL  the host's own downloader and sha256 tool, as probe-url.sh named them
-#          TAR_SHA256        the hash the operator pinned; OFFSETs and SUMS_BYTES from the image's sidecar
-#        Nothing from the download runs before the whole tarball matches TAR_SHA256 and its SHA256SUMS matches
-#        SUMS_SHA256, both checked with the host's tools (docs/image-layout.md, "The sidecar").
+#          SUMS_SHA256       sha256 of the sidecar's copy of SHA256SUMS; OFFSETs and SUMS_BYTES from the sidecar
+#        Nothing from the download runs before the whole tarball matches TAR_SHA256 (the pinned hash) and its
+#        SHA256SUMS matches SUMS_SHA256, both checked with the host's tools (docs/image-layout.md, "The sidecar");
+#        nobody read its members before, so the unpacked files are then checked against that SHA256SUMS too.
 # prints also: fetched=BYTES about once a second while downloading, fetch_cs=CENTISECONDS, fetch_verified=1.
 set -eu
 
-parent=$1 mode=$2 tmpfs_bytes=$3 busybox_bytes=$4 busybox_sha256=$5 tar_bytes=$6 sums_sha256=$7
+parent=$1 mode=$2 tmpfs_bytes=$3 busybox_bytes=$4 busybox_sha256=$5 tar_bytes=$6 tar_sha256=$7
 image_source=${8-stream}
 if [ "$image_source" = url ]; then
-  fetcher=$9 sha_tool=${10} url=${11} tar_sha256=${12} busybox_offset=${13} sums_offset=${14} sums_bytes=${15}
+  fetcher=$9 sha_tool=${10} url=${11} sums_sha256=${12} busybox_offset=${13} sums_offset=${14} sums_bytes=${15}
 fi
 
 fail() {
@@ -44,10 +47,12 @@ remove_stale_stages() {
   done </proc/mounts
 }
 
-mounted=0 created=0 dir=''
+mounted=0 created=0 dir='' hash_pid=''
 cleanup() {
   trap - EXIT HUP INT TERM PIPE
   cd /
+  # A hasher still waiting on its FIFO (the upload broke off before tee opened it) would hold the tmpfs busy.
+  if [ -n "$hash_pid" ]; then kill "$hash_pid" 2>/dev/null || true; fi
   # After kexec-run.sh triggered the jump, its trigger runs busybox and kexec from this tmpfs: leave it.
   if [ "$mounted" = 1 ] && [ -e "$dir/.kexec-triggered" ]; then
     printf 'stage_kept_for_kexec=%s\n' "$dir" 2>/dev/null || true
@@ -153,7 +158,13 @@ if [ "$image_source" = url ]; then
   rm -f "$dir/SHA256SUMS" "$dir/fetch.err" "$dir/fetch.rc"
   printf 'fetch_verified=1\n'
   # Verified: from here on the image's own busybox unpacks it, and the tarball's copy is freed at once.
-  tar_stream() { cat "$dir/image.tar" && rm -f "$dir/image.tar"; }
+  bb tar -x -o -C "$dir" <"$dir/image.tar" || fail "cannot unpack the verified image"
+  rm -f "$dir/image.tar"
+  image="$dir/emergency-image"
+  [ -f "$image/SHA256SUMS" ] || fail "the image has no SHA256SUMS"
+  sum=$(bb sha256sum "$image/SHA256SUMS")
+  [ "${sum%% *}" = "$sums_sha256" ] || fail "the unpacked SHA256SUMS differs from its sidecar's: the image was changed in the tmpfs"
+  (cd "$image" && bb sha256sum -c -s SHA256SUMS) || fail "image checksums do not match: the pinned image is inconsistent with its own SHA256SUMS"
 else
   exact_copy "$busybox_bytes" >"$dir/busybox"
   chmod 700 "$dir/busybox"
@@ -168,22 +179,33 @@ else
   [ "${sum%% *}" = "$busybox_sha256" ] || fail "busybox checksum mismatch: the upload was corrupted"
 fi
 
-# The tar's length bounds what tar reads (it would wait for EOF otherwise). Nothing follows it, so reading ahead
-# is harmless: dd's 1 MiB reads cost far fewer syscalls than head's 4 KiB stdio buffer, which is what limited
-# the upload on a slow CPU (stage 8.1-10.7 s -> 5.0-5.6 s in QEMU TCG). head -c if this busybox's dd lacks flags.
-if [ "$image_source" = url ]; then
-  : # tar_stream reads the verified download (above)
-elif [ "$(echo probe | bb dd bs=64 count=5 iflag=fullblock,count_bytes 2>/dev/null)" = probe ]; then
-  tar_stream() { bb dd bs=1048576 count="$tar_bytes" iflag=fullblock,count_bytes 2>/dev/null; }
-else
-  tar_stream() { bb head -c "$tar_bytes"; }
+if [ "$image_source" = stream ]; then
+  # The tar's length bounds what tar reads (it would wait for EOF otherwise). Nothing follows it, so reading
+  # ahead is harmless: dd's 1 MiB reads cost far fewer syscalls than head's 4 KiB stdio buffer, which is what
+  # limited the upload on a slow CPU (stage 8.1-10.7 s -> 5.0-5.6 s in QEMU TCG). head -c if this busybox's dd
+  # lacks the flags.
+  if [ "$(echo probe | bb dd bs=64 count=5 iflag=fullblock,count_bytes 2>/dev/null)" = probe ]; then
+    tar_stream() { bb dd bs=1048576 count="$tar_bytes" iflag=fullblock,count_bytes 2>/dev/null; }
+  else
+    tar_stream() { bb head -c "$tar_bytes"; }
+  fi
+  # Hashed as it arrives: tee hands every byte to sha256sum (through a FIFO in the tmpfs) and to tar, so the
+  # check needs no second read of the unpacked files. Until the hash matches nothing extracted runs: only the
+  # verified busybox (dd, tee, sha256sum, tar) has, and on a mismatch the stage fails and the tmpfs goes. The
+  # cat after tar drains what tar leaves unread (the end-of-archive blocks), so the hash covers all TAR_BYTES;
+  # a short upload cannot match. The hasher is the busybox binary itself, started in the background with its
+  # own redirections (kexec-run.sh says why not through the bb function).
+  bb mkfifo -m 600 "$dir/.tar-hash"
+  "$dir/busybox" sha256sum <"$dir/.tar-hash" >"$dir/.tar-sha256" &
+  hash_pid=$!
+  tar_stream | bb tee "$dir/.tar-hash" | { bb tar -x -o -C "$dir" && bb cat >/dev/null; } || fail "upload broke off or the image tarball is corrupt"
+  wait "$hash_pid" || fail "cannot hash the upload"
+  hash_pid=''
+  read -r sum _ <"$dir/.tar-sha256" || sum=''
+  [ "$sum" = "$tar_sha256" ] || fail "image checksum mismatch: the upload has sha256 ${sum:-(none)}, not the $tar_sha256 the image has; refused, nothing of it ran"
+  bb rm -f "$dir/.tar-hash" "$dir/.tar-sha256"
+  image="$dir/emergency-image"
 fi
-tar_stream | bb tar -x -o -C "$dir" || fail "upload broke off or the image tarball is corrupt"
-image="$dir/emergency-image"
-[ -f "$image/SHA256SUMS" ] || fail "the image has no SHA256SUMS"
-sum=$(bb sha256sum "$image/SHA256SUMS")
-[ "${sum%% *}" = "$sums_sha256" ] || fail "SHA256SUMS differs from the one sent: the upload was corrupted"
-(cd "$image" && bb sha256sum -c -s SHA256SUMS) || fail "image checksums do not match: the upload was corrupted"
 bb rm -f "$dir/busybox"
 printf 'image_dir=%s\n' "$image"
 printf 'staged=1\n'

@@ -5,7 +5,7 @@
  */
 import { StageError, UsageError } from './errors.js';
 import { describeRate, type HostFetch } from './image-fetch.js';
-import { downloadImage, loadImageUrl, parseImageSource, sha256OfFile, type DownloadedImage } from './image-url.js';
+import { downloadImage, loadImageUrl, parseImageSource, type DownloadedImage } from './image-url.js';
 import { loadImage, type Image } from './image.js';
 
 /** Loads --image (with --image-sha256): a path is read and, when pinned, hashed; a URL's sidecar is fetched. */
@@ -13,22 +13,20 @@ export async function loadImageSource(image: string, sha256?: string): Promise<I
   const source = parseImageSource(image, sha256);
   if (source.kind === 'url') return loadImageUrl(source);
   const loaded = await loadImage(source.path);
-  if (source.sha256) {
-    const got = await sha256OfFile(loaded.path);
-    if (got !== source.sha256) {
-      throw new UsageError(
-        `image ${loaded.path} has sha256 ${got}, not the pinned ${source.sha256}`,
-        'Check the file and the hash against where the image is published.',
-      );
-    }
+  // loadImage read the whole file once already; its hash is the one to compare with the pin.
+  if (source.sha256 && loaded.tarSha256 !== source.sha256) {
+    throw new UsageError(
+      `image ${loaded.path} has sha256 ${loaded.tarSha256}, not the pinned ${source.sha256}`,
+      'Check the file and the hash against where the image is published.',
+    );
   }
   return loaded;
 }
 
-/** stage.sh's arguments after the usual seven, for the host to fetch the image itself. */
+/** stage.sh's arguments after the usual seven (the 7th is the pinned hash), for the host to fetch the image itself. */
 export function hostFetchArgs(image: Image, plan: HostFetch): string[] {
   const url = image.url!;
-  return ['url', plan.fetcher, plan.shaTool, url.url, url.sha256, String(image.busybox.offset), String(url.sumsOffset), String(url.sumsBytes)];
+  return ['url', plan.fetcher, plan.shaTool, url.url, image.sumsSha256, String(image.busybox.offset), String(url.sumsOffset), String(url.sumsBytes)];
 }
 
 /** What the operator reads about the host's download, from stage.sh's fetch_cs. */

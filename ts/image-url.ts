@@ -6,7 +6,7 @@
  */
 import { MANIFEST_FILE, parseManifest } from './drivers/manifest.js';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -146,6 +146,7 @@ export function imageFromSidecar(sidecar: Buffer, source: { url: string; sha256:
     initrdBytes: members.get('initrd')!.size,
     rescueUnpackedBytes: Number(info.rescue_unpacked_bytes),
     busybox: { offset: busybox.offset, size: busybox.size, sha256: busyboxSha256 },
+    tarSha256: source.sha256,
     sumsSha256: sha256(files.get(`${IMAGE_DIR}/SHA256SUMS`)!),
     dynamicTools: members.has('lib/ld.so'),
     url: { url: source.url, sha256: source.sha256, busyboxOffset: busybox.offset, sumsOffset: sumsMember.offset, sumsBytes: sumsMember.size },
@@ -228,11 +229,4 @@ export async function downloadImage(url: { url: string; sha256: string }, tarByt
     );
   }
   return { path, bytes: received, ms: Date.now() - started, remove };
-}
-
-/** sha256 of a local file (for --image PATH with --image-sha256, or a file:// URL). */
-export async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }

@@ -10,6 +10,7 @@ import { $ } from 'zx';
 import { kernelSignature, type KernelSignature } from './drivers/kernel-signature.js';
 import { MANIFEST_FILE, parseManifest, type DriverManifest } from './drivers/manifest.js';
 import { UsageError } from './errors.js';
+import { hashImageTar, sumsMismatches } from './image-verify.js';
 import { listTar, readTarMember, type TarMember } from './tar.js';
 
 export const IMAGE_DIR = 'emergency-image';
@@ -43,7 +44,12 @@ export interface Image {
   rescueUnpackedBytes: number;
   /** bin/busybox, sent ahead of the tar so the host needs no tar of its own. */
   busybox: { offset: number; size: number; sha256: string };
-  /** sha256 of SHA256SUMS: the host checks the manifest against it before trusting the manifest. */
+  /**
+   * sha256 of the whole tarball: what stage.sh checks the upload against as it arrives (or, for --image URL, the
+   * pinned hash the host checks its download against) before anything from it runs.
+   */
+  tarSha256: string;
+  /** sha256 of SHA256SUMS: ties a URL image's sidecar to the tarball the host fetched (docs/image-layout.md). */
   sumsSha256: string;
   /** Whether bin/ tools need lib/ld.so (Debian builder) or are static (Nix builder). */
   dynamicTools: boolean;
@@ -118,6 +124,15 @@ export async function loadImage(path: string): Promise<Image> {
       throw new UsageError(`image ${path}: ${(e as Error).message}`, 'Rebuild the image with this version of emergency.');
     }
   }
+  // One read of the whole file: every member against SHA256SUMS here, and the tarball's hash for the host.
+  const hashes = await hashImageTar(path, members);
+  const corrupt = sumsMismatches(await text('SHA256SUMS'), hashes.files, IMAGE_DIR);
+  if (corrupt.length) {
+    throw new UsageError(
+      `image ${path} is corrupt: ${corrupt.join(', ')} ${corrupt.length === 1 ? 'does' : 'do'} not match its SHA256SUMS`,
+      'Rebuild the image or copy it again (a truncated or damaged copy cannot be used); nothing was sent to the host.',
+    );
+  }
   const busybox = byName.get('bin/busybox')!;
   const busyboxData = await readTarMember(path, busybox);
   const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -132,6 +147,7 @@ export async function loadImage(path: string): Promise<Image> {
     initrdBytes: byName.get('initrd')!.size,
     rescueUnpackedBytes: Number(info.rescue_unpacked_bytes),
     busybox: { offset: busybox.dataOffset, size: busybox.size, sha256: sha256(busyboxData) },
+    tarSha256: hashes.tarSha256,
     sumsSha256: sha256(await readTarMember(path, byName.get('SHA256SUMS')!)),
     dynamicTools: byName.has('lib/ld.so'),
     drivers,

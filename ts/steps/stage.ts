@@ -1,6 +1,6 @@
 /**
  * Step 5: a fresh tmpfs on the host, the image streamed into it (busybox first, then the tar through it:
- * no copy of the tarball ever sits in the host's RAM), checksums verified there before anything runs.
+ * no copy of the tarball ever sits in the host's RAM), hashed there as it arrives and checked before anything runs.
  * The host-side keeper holds the tmpfs only while our ssh session lives (scripts/stage.sh).
  */
 import { createReadStream } from 'node:fs';
@@ -58,7 +58,7 @@ export async function stage(remote: Remote, ui: Ui, image: Image, place: StagePl
       String(image.busybox.size),
       hostFetch ? '-' : image.busybox.sha256,
       String(image.tarBytes),
-      image.sumsSha256,
+      image.tarSha256,
       ...(hostFetch ? hostFetchArgs(image, hostFetch) : []),
     ),
   ]);
@@ -84,9 +84,12 @@ export async function stage(remote: Remote, ui: Ui, image: Image, place: StagePl
       `staging the image on the host failed: ${said || `the stage script exited with ${result.code}`}`,
       said.includes('hash mismatch')
         ? 'The file at the URL is not the image you pinned: check the URL and the hash against where the image is published. Nothing of it ran; the staging tmpfs was removed.'
-        : said.includes('corrupt')
-          ? 'The image or the connection corrupted the upload. Check the image (sha256sum -c SHA256SUMS inside it) and run again; the host was cleaned up.'
-          : 'Nothing was changed on the host: the staging tmpfs was removed. Fix the cause above and run again.',
+        : said.includes('checksum mismatch: the upload')
+          ? 'What reached the host is not the image checked here before connecting: the file changed while it was sent (rebuilt or copied over?), or the upload was damaged on the way. ' +
+            'Nothing of it ran; the staging tmpfs was removed. Run again once the image file is final.'
+          : said.includes('corrupt')
+            ? 'The image or the connection corrupted the upload. Check the image (sha256sum -c SHA256SUMS inside it) and run again; the host was cleaned up.'
+            : 'Nothing was changed on the host: the staging tmpfs was removed. Fix the cause above and run again.',
       result.stderr,
     );
   }

@@ -63,19 +63,41 @@ async function assertRescued(server: TestServer, oldBoot: string, result: CliRes
   assert.equal(marker, 'rescue-marker', 'the rescue system runs');
 }
 
-/** A copy of the image with bytes of its initrd flipped: a valid tarball whose checksums no longer match. */
-async function corruptImage(image: string, dir: string): Promise<string> {
-  const copy = join(dir, 'corrupt.tar');
-  copyFileSync(image, copy);
-  const initrd = (await listTar(copy)).find((m) => m.path.endsWith('/initrd'))!;
-  const fd = openSync(copy, 'r+');
+/** Flips 16 bytes in the middle of the initrd of the tarball at `path`, in place: still a valid tarball. */
+async function flipInitrdBytes(path: string): Promise<void> {
+  const initrd = (await listTar(path)).find((m) => m.path.endsWith('/initrd'))!;
+  const fd = openSync(path, 'r+');
   const at = initrd.dataOffset + Math.floor(initrd.size / 2);
   const bytes = Buffer.alloc(16);
   readSync(fd, bytes, 0, 16, at);
   for (let i = 0; i < bytes.length; i++) bytes[i] ^= 0xff;
   writeSync(fd, bytes, 0, 16, at);
   closeSync(fd);
+}
+
+/** A copy of the image with bytes of its initrd flipped: a valid tarball whose checksums no longer match. */
+async function corruptImage(image: string, dir: string): Promise<string> {
+  const copy = join(dir, 'corrupt.tar');
+  copyFileSync(image, copy);
+  await flipInitrdBytes(copy);
   return copy;
+}
+
+/**
+ * Runs the CLI on a copy of the image and flips bytes of that copy's initrd as soon as the CLI says it connected:
+ * after it checked the file, before it streams it (stage comes after preflight). What reaches the host is then not
+ * the image whose hash the CLI sends: the host's check of the stream as it arrives must refuse it.
+ */
+async function changeImageAfterCheck(ctx: FaultContext, args: string[]): Promise<CliResult> {
+  const cli = startCli(args);
+  let flipped: Promise<void> | undefined;
+  cli.onStderrLine((line) => {
+    if (!flipped && /^✓ connect /.test(line)) flipped = flipInitrdBytes(join(ctx.work, 'changing.tar'));
+  });
+  const result = await cli.done;
+  assert.ok(flipped, `the CLI connected: ${result.stderr}`);
+  await flipped;
+  return result;
 }
 
 /**
@@ -405,15 +427,31 @@ const FAULTS: FaultRow[] = [
       assert.ok(!result.stdout.includes(NOSUDO_PASSWORD) && !result.stderr.includes(NOSUDO_PASSWORD), 'the password is not echoed or printed'),
   },
   {
-    name: 'corrupted image: the host refuses it by its checksums → exit 5, host unchanged',
+    name: 'corrupted image: refused by its own SHA256SUMS before anything is sent → exit 2, host unchanged',
     on: DEFAULT_SERVER,
     args: (ctx) => ['--yes', '--image', join(ctx.work, 'corrupt.tar'), ...targetArgs(ctx.server, 'admin')],
     run: async (ctx, args) => {
       await corruptImage(ctx.image, ctx.work);
       return runCli(args);
     },
+    exit: ExitCode.Usage,
+    says: [/is corrupt: initrd does not match its SHA256SUMS/, /nothing was sent to the host/],
+    saysNot: [/✓ connect/],
+    host: 'unchanged',
+  },
+  {
+    name: 'the image changes after it was checked (bytes flipped while the CLI connects): the host refuses the stream by its hash → exit 5, host unchanged',
+    on: DEFAULT_SERVER,
+    args: (ctx) => {
+      copyFileSync(ctx.image, join(ctx.work, 'changing.tar'));
+      return ['--yes', '--image', join(ctx.work, 'changing.tar'), ...targetArgs(ctx.server, 'admin')];
+    },
+    run: changeImageAfterCheck,
     exit: ExitCode.StageFailed,
-    says: [/image checksums do not match: the upload was corrupted/],
+    says: [
+      /image checksum mismatch: the upload has sha256 [0-9a-f]{64}, not the [0-9a-f]{64} the image has; refused, nothing of it ran/,
+      /the file changed while it was sent/,
+    ],
     saysNot: [/✓ stage/],
     host: 'unchanged',
   },

@@ -155,6 +155,7 @@ const image: Image = {
   initrdBytes: 20 << 20,
   rescueUnpackedBytes: 60 << 20,
   busybox: { offset: 0, size: 512, sha256: 'x' },
+  tarSha256: 'c'.repeat(64),
   sumsSha256: 'y',
   dynamicTools: false,
 };
@@ -168,15 +169,27 @@ describe('stage', () => {
     const session: Session = {};
     const staged = await stage(remote, new RecordingUi(), image, place, session);
     assert.deepEqual([staged.dir, staged.imageDir], ['/run/emergency.7', '/run/emergency.7/emergency-image']);
+    // The host checks the stream against the whole tarball's hash (docs/image-layout.md, "On the host").
+    assert.deepEqual(remote.calls[0].args.slice(3, 7), ['512', 'x', '4096', 'c'.repeat(64)]);
     assert.equal(session.stage, staged);
     assert.equal(await unstage(session, 1000), true, 'unstage ends the keeper');
     assert.equal(session.stage, undefined);
   });
   const failures: [string, string[], RegExp, RegExp][] = [
     [
-      'a corrupted upload',
-      ['stage_dir=/run/emergency.7', '@@emergency-error the upload is corrupt: initrd FAILED', 'stage_removed=/run/emergency.7'],
-      /upload is corrupt: initrd FAILED/,
+      "an upload whose hash is not the checked image's",
+      [
+        'stage_dir=/run/emergency.7',
+        `@@emergency-error image checksum mismatch: the upload has sha256 ${'d'.repeat(64)}, not the ${'c'.repeat(64)} the image has; refused, nothing of it ran`,
+        'stage_removed=/run/emergency.7',
+      ],
+      /image checksum mismatch: the upload has sha256 d{64}, not the c{64}/,
+      /the file changed while it was sent.*Nothing of it ran/,
+    ],
+    [
+      'a tarball that breaks off',
+      ['stage_dir=/run/emergency.7', '@@emergency-error upload broke off or the image tarball is corrupt', 'stage_removed=/run/emergency.7'],
+      /upload broke off/,
       /corrupted the upload/,
     ],
     ['no tmpfs', ['@@emergency-error cannot mount a tmpfs on /run/emergency.7'], /cannot mount a tmpfs/, /Nothing was changed/],
