@@ -9,6 +9,7 @@ import { parseUrlProbe, type UrlProbe } from '../../boundary/url-probe.js';
 import { UsageError } from '../../errors.js';
 import { parseScriptOutput } from '../../sections.js';
 import { describeRate, planFetch } from '../../image-fetch.js';
+import { hostFetchArgs } from '../../image-source.js';
 import { imageFromSidecar, parseImageSource, sidecarUrl } from '../../image-url.js';
 import { loadImage } from '../../image.js';
 import { createTar, tarFiles } from '../../tar.js';
@@ -110,6 +111,22 @@ describe('the sidecar (scripts/image-sidecar.sh) and imageFromSidecar', () => {
       readFileSync(join(image, 'SHA256SUMS')),
       'SHA256SUMS sits at the offset the host copies from',
     );
+  });
+
+  it("gives stage.sh's url mode the sidecar's SHA256SUMS hash and offsets; the 7th argument, the tarball hash, is the pin", () => {
+    const fromSidecar = imageFromSidecar(sidecar, source);
+    assert.equal(fromSidecar.tarSha256, pinned);
+    const args = hostFetchArgs(fromSidecar, { via: 'host', fetcher: 'curl', shaTool: 'sha256sum', tmpfsBytes: 1 });
+    assert.deepEqual(args, [
+      'url',
+      'curl',
+      'sha256sum',
+      source.url,
+      sha256(readFileSync(join(image, 'SHA256SUMS'))),
+      String(fromSidecar.busybox.offset),
+      String(fromSidecar.url!.sumsOffset),
+      String(fromSidecar.url!.sumsBytes),
+    ]);
   });
 
   it('copies the small files, not the programs or the kernel', () => {
