@@ -20,7 +20,7 @@ export const EXIT_CODE_HELP: [ExitCode, string][] = [
   [ExitCode.Declined, 'you declined the confirmation'],
   [ExitCode.NotBack, 'kexec happened but the rescue system did not answer in time'],
   [ExitCode.HostKeyChanged, 'the host answered with a different host key'],
-  [ExitCode.Interrupted, 'interrupted before kexec; the staged image was removed'],
+  [ExitCode.Interrupted, 'interrupted (Ctrl-C, SIGTERM, SIGHUP) before kexec; what was staged or downloaded was removed'],
 ];
 
 const PURPOSE =

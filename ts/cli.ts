@@ -7,6 +7,7 @@ import { hideBin } from 'yargs/helpers';
 import { commandLine, parseArgs, VERSION } from './args.js';
 import { EmergencyError, ExitCode, RefusedError } from './errors.js';
 import { CHECKS } from './preflight/checks.js';
+import { INTERRUPT_SIGNALS, interruptFinished, interruptStarted, type InterruptSignal } from './interrupt.js';
 import type { Image } from './image.js';
 import type { Options, Session } from './operation.js';
 import { run } from './run.js';
@@ -91,23 +92,35 @@ async function main(): Promise<void> {
     return;
   }
   let interrupted = false;
-  process.on('SIGINT', () => {
+  const onSignal = (signal: InterruptSignal) => {
     if (interrupted) return;
     interrupted = true;
-    if (session.kexecTriggeredAt) {
-      process.stderr.write('\ninterrupted: kexec was already triggered, the host is booting the rescue system\n');
-      finishRecord(ExitCode.Interrupted, new Error('interrupted after the kexec was triggered'));
+    // After SIGHUP the terminal may be gone: a failed write must not stop the clean-up.
+    process.stderr.on('error', () => {});
+    const download = session.download;
+    const state = {
+      kexecTriggered: session.kexecTriggeredAt !== undefined,
+      staged: session.stage !== undefined,
+      download: download && { url: download.url, received: download.received(), total: download.total, verified: download.verified() },
+    };
+    process.stderr.write(`\n${interruptStarted(signal, state)}\n`);
+    if (state.kexecTriggered) {
+      finishRecord(ExitCode.Interrupted, new Error(interruptFinished(signal, state, { stageRemoved: false, downloadRemoved: false })));
       process.exit(ExitCode.Interrupted);
     }
-    process.stderr.write('\ninterrupted: removing the staged image from the host…\n');
-    // exit() rather than exitCode: the interrupted step may hold timers and sockets open forever.
-    void Promise.allSettled([unstage(session, 10000), session.download?.remove()])
-      .then(() => remote.close())
-      .finally(() => {
-        finishRecord(ExitCode.Interrupted, new Error('interrupted before the kexec; the staged image was removed'));
-        process.exit(ExitCode.Interrupted);
-      });
-  });
+    // exit() rather than exitCode: the interrupted step may hold timers and sockets open forever. The download's
+    // remove() stops the transfer before it deletes the file, so nothing is written after.
+    void Promise.allSettled([unstage(session, 10000), download?.remove()])
+      .then(async ([unstaged, removed]) => {
+        await remote.close().catch(() => {});
+        const cleanup = { stageRemoved: unstaged.status === 'fulfilled' && unstaged.value, downloadRemoved: removed.status === 'fulfilled' };
+        const done = interruptFinished(signal, state, cleanup);
+        process.stderr.write(`${done}\n`);
+        finishRecord(ExitCode.Interrupted, new Error(done));
+      })
+      .finally(() => process.exit(ExitCode.Interrupted));
+  };
+  for (const signal of INTERRUPT_SIGNALS) process.on(signal, () => onSignal(signal));
   try {
     await run(options, remote, ui, session, image, record);
     if (!interrupted) finishRecord(Number(process.exitCode ?? 0));

@@ -22,7 +22,7 @@ export enum ExitCode {
   NotBack = 7,
   /** Something answered at the host's address with a different host key. */
   HostKeyChanged = 8,
-  /** Interrupted (Ctrl-C) before kexec; the host was cleaned up. */
+  /** Interrupted (Ctrl-C, SIGTERM, SIGHUP) before kexec; the host and this machine's download were cleaned up. */
   Interrupted = 130,
 }
 

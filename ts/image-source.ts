@@ -5,7 +5,7 @@
  */
 import { StageError, UsageError } from './errors.js';
 import { describeRate, type HostFetch } from './image-fetch.js';
-import { downloadImage, loadImageUrl, parseImageSource, type DownloadedImage } from './image-url.js';
+import { downloadImage, loadImageUrl, parseImageSource, type DownloadedImage, type DownloadInProgress } from './image-url.js';
 import { loadImage, type Image } from './image.js';
 
 /** Loads --image (with --image-sha256): a path is read and, when pinned, hashed; a URL's sidecar is fetched. */
@@ -36,15 +36,17 @@ export function describeHostFetch(image: Image, fetchCs: number | undefined): st
 }
 
 /**
- * This machine downloads a URL image (the host cannot) and returns it as a local image to stream; the caller
- * removes the download when the run ends. The tarball must also be the one the sidecar described.
+ * This machine downloads a URL image (the host cannot) and returns it as a local image to stream; `onStart` gets
+ * the temporary file before its first byte, and the caller removes it when the run ends, however it ends. The
+ * tarball must also be the one the sidecar described.
  */
 export async function downloadForStreaming(
   image: Image,
   progress: (n: number) => void,
   info: (text: string) => void,
+  onStart: (download: DownloadInProgress) => void,
 ): Promise<{ image: Image; download: DownloadedImage }> {
-  const download = await downloadImage(image.url!, image.tarBytes, progress);
+  const download = await downloadImage(image.url!, image.tarBytes, progress, onStart);
   info(`downloaded ${describeRate(download.bytes, download.ms)}, sha256 verified; streaming it to the host`);
   try {
     const local = await loadImage(download.path);

@@ -6,8 +6,8 @@
  */
 import { MANIFEST_FILE, parseManifest } from './drivers/manifest.js';
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createWriteStream, mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
@@ -190,18 +190,53 @@ export interface DownloadedImage {
 }
 
 /**
- * Downloads the tarball to a temporary file, hashing as it streams; refuses it unless it is exactly
- * `tarBytes` long and matches the pinned hash. Reports bytes received to `onBytes`.
+ * The temporary file of a download from its first byte on, so that whoever ends the run (an error, a hash
+ * mismatch, Ctrl-C, SIGTERM) can remove it. remove() stops the transfer first, so nothing is written after it.
  */
-export async function downloadImage(url: { url: string; sha256: string }, tarBytes: number, onBytes: (n: number) => void): Promise<DownloadedImage> {
-  const dir = await mkdtemp(join(tmpdir(), 'emergency-image-'));
+export interface DownloadInProgress {
+  url: string;
+  path: string;
+  /** Bytes received so far, of `total`. */
+  received(): number;
+  total: number;
+  /** Whether all of it arrived and matched the pin (only then is it ever used). */
+  verified(): boolean;
+  remove(): Promise<void>;
+}
+
+/**
+ * Downloads the tarball to a temporary file, hashing as it streams; refuses it unless it is exactly
+ * `tarBytes` long and matches the pinned hash. Reports bytes received to `onBytes`, and the temporary file to
+ * `onStart` before the first byte is written (the SIGINT handler removes it from there).
+ */
+export async function downloadImage(
+  url: { url: string; sha256: string },
+  tarBytes: number,
+  onBytes: (n: number) => void,
+  onStart: (download: DownloadInProgress) => void = () => {},
+): Promise<DownloadedImage> {
+  // Synchronous: no moment in which the directory exists and nobody knows it.
+  const dir = mkdtempSync(join(tmpdir(), 'emergency-image-'));
   const path = join(dir, 'emergency-image.tar');
-  const remove = () => rm(dir, { recursive: true, force: true });
+  const abort = new AbortController();
+  let transfer: Promise<unknown> = Promise.resolve();
+  let removing: Promise<void> | undefined;
+  let verified = false;
+  const remove = () => {
+    removing ??= (async () => {
+      verified = false;
+      abort.abort();
+      await transfer.catch(() => {});
+      await rm(dir, { recursive: true, force: true });
+    })();
+    return removing;
+  };
   const started = Date.now();
   const hash = createHash('sha256');
   let received = 0;
+  onStart({ url: url.url, path, received: () => received, total: tarBytes, verified: () => verified, remove });
   try {
-    const response = await fetch(url.url, { headers: { 'user-agent': USER_AGENT } });
+    const response = await fetch(url.url, { headers: { 'user-agent': USER_AGENT }, signal: abort.signal });
     if (!response.ok || !response.body) throw new Error(`HTTP ${response.status} ${response.statusText}`);
     const count = new Transform({
       transform(chunk: Buffer, _encoding, done) {
@@ -212,21 +247,30 @@ export async function downloadImage(url: { url: string; sha256: string }, tarByt
         done(null, chunk);
       },
     });
-    await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), count, createWriteStream(path));
+    transfer = pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), count, createWriteStream(path), { signal: abort.signal });
+    await transfer;
   } catch (e) {
     await remove();
     throw new StageError(
-      `this machine could not download ${url.url}: ${(e as Error).message}`,
+      `this machine could not download ${url.url}: ${(e as Error).message} (after ${received} of ${tarBytes} bytes); the partial download was removed`,
       'Check the URL and your connection, or download the image yourself and pass its path. Nothing was done on the host.',
     );
   }
-  const got = hash.digest('hex');
-  if (received !== tarBytes || got !== url.sha256) {
+  if (received < tarBytes) {
     await remove();
     throw new StageError(
-      `image hash mismatch: the download of ${url.url} (${received} bytes) has sha256 ${got}, not the pinned ${url.sha256}; refused, nothing of it was used`,
+      `the download of ${url.url} ended after ${received} of ${tarBytes} bytes; refused and removed, nothing of it was used`,
+      'The server closed the connection early: try again, or download the image yourself and pass its path. Nothing was done on the host.',
+    );
+  }
+  const got = hash.digest('hex');
+  if (got !== url.sha256) {
+    await remove();
+    throw new StageError(
+      `image hash mismatch: the download of ${url.url} (${received} bytes) has sha256 ${got}, not the pinned ${url.sha256}; refused and removed, nothing of it was used`,
       'The published file differs from the one you pinned: check the hash against where the image is published. Nothing was done on the host.',
     );
   }
+  verified = true;
   return { path, bytes: received, ms: Date.now() - started, remove };
 }

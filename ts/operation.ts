@@ -3,7 +3,7 @@
  * before the kexec (the staged image), and whether the kexec was triggered. Everything else flows from step
  * to step as return values (ts/run.ts).
  */
-import type { DownloadedImage } from './image-url.js';
+import type { DownloadInProgress } from './image-url.js';
 import type { Stage } from './steps/stage.js';
 
 /** The command line, parsed. */
@@ -40,6 +40,9 @@ export interface Session {
   stage?: Stage;
   /** When `kexec -e` was triggered on the host: from then on there is nothing to undo. */
   kexecTriggeredAt?: number;
-  /** A URL image this machine downloaded (the host could not): a temporary file, removed when the run ends. */
-  download?: DownloadedImage;
+  /**
+   * A URL image this machine downloads (the host cannot): a temporary file from its first byte on, partial until
+   * verified, removed when the run ends however it ends.
+   */
+  download?: DownloadInProgress;
 }

@@ -91,12 +91,21 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
     if (!place) throw new Error('checks passed without a staging place');
     let staging = image;
     if (fetchPlan?.via === 'operator') {
-      const fetched = await ui.step('download', () => downloadForStreaming(image, ui.progress('download', image.tarBytes), (t) => ui.info(t)));
-      session.download = fetched.download;
+      const fetched = await ui.step('download', () =>
+        downloadForStreaming(
+          image,
+          ui.progress('download', image.tarBytes),
+          (t) => ui.info(t),
+          (download) => (session.download = download),
+        ),
+      );
       staging = fetched.image;
     }
     const hostFetch = fetchPlan?.via === 'host' ? fetchPlan : undefined;
     const staged = await ui.step('stage', () => stage(remote, ui, staging, place, session, hostFetch));
+    // Streamed and verified on the host: this machine's copy of a URL image is no longer needed.
+    await session.download?.remove();
+    session.download = undefined;
     if (!network) {
       const late = await ui.step('capture (image ip)', () => captureWithImageIp(remote, staged.imageDir));
       network = await ui.step('plan', () => plan(late, ui, options.dumpNetwork));

@@ -7,13 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { buildTestImage } from '../../test-image/build.js';
-import { runCli, targetArgs } from '../lib/cli.js';
+import { ExitCode } from '../../errors.js';
+import { runCli, startCli, targetArgs } from '../lib/cli.js';
 import { hostSnapshot, waitForNoStage } from '../lib/host-snapshot.js';
 import { startFileServer, type FileServer } from '../lib/http-files.js';
 import { netnsUnavailable, ownNetns } from '../lib/own-netns.js';
@@ -62,6 +63,12 @@ if (where !== 'parent') {
         [`/${tarName}.meta`]: `${image}.meta`,
         [`/evil/${tarName}`]: evil,
         [`/evil/${tarName}.meta`]: `${image}.meta`,
+        // 512 KiB/s: a minute for the whole image, time enough to interrupt the CLI's download half-way.
+        [`/slow/${tarName}`]: { file: image, bytesPerSecond: 512 * 1024 },
+        [`/slow/${tarName}.meta`]: `${image}.meta`,
+        // The connection dropped half-way.
+        [`/cut/${tarName}`]: { file: image, cutAfter: 8 << 20 },
+        [`/cut/${tarName}.meta`]: `${image}.meta`,
       });
     });
     after(async () => {
@@ -118,6 +125,74 @@ if (where !== 'parent') {
         server = await startServer(defaultScenario());
       });
       after(async () => server?.stop());
+
+      /** The CLI's TMPDIR, fresh per run: its downloads go there (and its ssh control socket). */
+      const cliTmpDir = () => mkdtempSync(join(work, 'cli-tmp-'));
+      const downloadsIn = (dir: string) => readdirSync(dir).filter((n) => n.startsWith('emergency-image-'));
+
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+        it(`${signal} to the CLI mid-download: exit 130, the partial download removed and never used, the host unchanged`, async () => {
+          assert.equal((await server.ssh('admin', 'true')).code, 0);
+          const before = await hostSnapshot(server);
+          const cliTmp = cliTmpDir();
+          const args = ['--yes', '--image', `${files.url(`/slow/${tarName}`)}#sha256=${pin}`, ...targetArgs(server, 'admin')];
+          const cli = startCli(args, { env: { ...process.env, TMPDIR: cliTmp } });
+          // Mid-download: the temporary file is on disk and growing (a --yes CLI left running would rescue the server).
+          let partial: string | undefined;
+          for (let i = 0; i < 1200 && !partial; i++) {
+            const [dir] = downloadsIn(cliTmp);
+            const file = dir && join(cliTmp, dir, 'emergency-image.tar');
+            if (file && existsSync(file) && statSync(file).size >= 1 << 20) partial = file;
+            else await new Promise((r) => setTimeout(r, 100));
+          }
+          if (!partial) cli.signal('SIGKILL', { group: true });
+          assert.ok(partial, 'the CLI began to download the image');
+          cli.signal(signal);
+          const result = await cli.done;
+          assert.equal(result.code, ExitCode.Interrupted, `expected exit 130:\n${result.stderr}`);
+          assert.match(result.stderr, /this machine fetches the image: the host cannot reach the URL/);
+          const by = signal === 'SIGINT' ? 'interrupted' : `interrupted by ${signal}`;
+          assert.match(
+            result.stderr,
+            new RegExp(`^${by}: removing the partial download \\([\\d.]+ of 27\\.\\d MB of http://\\S+/slow/\\S+; never used\\)`, 'm'),
+          );
+          assert.match(result.stderr, new RegExp(`^${by} before the kexec: the partial download was removed; nothing was changed on the host$`, 'm'));
+          assert.doesNotMatch(result.stderr, /✓ download|✓ stage|downloaded [\d.]+ MB/, 'the partial download was never used');
+          assert.equal(existsSync(partial), false, 'the partial file is gone');
+          assert.deepEqual(readdirSync(cliTmp), [], "nothing is left in the CLI's TMPDIR");
+          const sent = byCli(files, `/slow/${tarName}`).at(-1)?.bytes ?? 0;
+          assert.ok(sent > 0 && sent < statSync(await buildTestImage()).size, `the transfer stopped half-way (${sent} bytes sent)`);
+          assert.equal(await waitForNoStage(server), '', 'nothing was staged on the host');
+          assert.equal(await hostSnapshot(server), before, 'mounts, staging places, kexec state, boot id and network are as before');
+        });
+      }
+
+      for (const [name, path, says] of [
+        [
+          'whose tarball does not match the pin',
+          'evil',
+          /image hash mismatch: the download of \S+ \(\d+ bytes\) has sha256 [0-9a-f]{64}, not the pinned [0-9a-f]{64}; refused and removed, nothing of it was used/,
+        ],
+        [
+          'whose connection drops half-way',
+          'cut',
+          /this machine could not download \S+: .* \(after \d+ of \d+ bytes\); the partial download was removed|the download of \S+ ended after \d+ of \d+ bytes; refused and removed/,
+        ],
+      ] as const) {
+        it(`a download ${name}: exit 5, removed and never used, the host unchanged`, async () => {
+          const before = await hostSnapshot(server);
+          const cliTmp = cliTmpDir();
+          const args = ['--yes', '--image', `${files.url(`/${path}/${tarName}`)}#sha256=${pin}`, ...targetArgs(server, 'admin')];
+          const result = await runCli(args, { env: { ...process.env, TMPDIR: cliTmp } });
+          assert.equal(result.code, ExitCode.StageFailed, `expected exit 5:\n${result.stderr}`);
+          assert.match(result.stderr, says);
+          assert.match(result.stderr, /Nothing was done on the host/);
+          assert.doesNotMatch(result.stderr, /✓ download|✓ stage/);
+          assert.ok(byCli(files, `/${path}/${tarName}`).length >= 1, 'the CLI downloaded it');
+          assert.deepEqual(readdirSync(cliTmp), [], "nothing is left in the CLI's TMPDIR");
+          assert.equal(await hostSnapshot(server), before, 'host unchanged');
+        });
+      }
 
       it('falls back: the CLI downloads and verifies the image, streams it, and the host is rescued', async () => {
         const log = files.log.length;
