@@ -9,18 +9,18 @@ import { ignoreProblems } from './preflight/checks.js';
 /** This package's version (package.json), for --version and the run record. */
 export const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 
-/** The exit codes, as --help and the README's table state them (a unit test keeps them in step with ExitCode). */
+/** The exit codes, as --help and the README's table state them (a unit test keeps both in step with ExitCode). */
 export const EXIT_CODE_HELP: [ExitCode, string][] = [
   [ExitCode.Ok, 'rescued (or dry run done)'],
   [ExitCode.Internal, 'internal error: run with --debug and report it'],
-  [ExitCode.Usage, 'bad command line or image (nothing was contacted)'],
+  [ExitCode.Usage, 'bad command line or image; nothing was changed on the host'],
   [ExitCode.Connection, 'ssh could not connect or log in'],
   [ExitCode.Refused, 'refused by preflight or privileges; nothing was changed'],
-  [ExitCode.StageFailed, 'staging or loading failed; the staged image was removed, the old system runs on'],
+  [ExitCode.StageFailed, 'the download, staging or loading failed; anything staged was removed, the old system runs on'],
   [ExitCode.Declined, 'you declined the confirmation'],
-  [ExitCode.NotBack, 'kexec happened but the rescue system did not answer in time'],
+  [ExitCode.NotBack, 'after the kexec, no rescue answered in time, or the installed system came back'],
   [ExitCode.HostKeyChanged, 'the host answered with a different host key'],
-  [ExitCode.Interrupted, 'interrupted (Ctrl-C, SIGTERM, SIGHUP) before kexec; what was staged or downloaded was removed'],
+  [ExitCode.Interrupted, 'interrupted (Ctrl-C, SIGTERM, SIGHUP); before kexec, what was staged or downloaded is removed'],
 ];
 
 const PURPOSE =
@@ -120,7 +120,7 @@ ${PURPOSE}`)
       })
       .group(['image', 'image-sha256', 'flake'], 'Image:')
       .group(['port', 'identity', 'ssh-option', 'ssh-config', 'connect-timeout'], 'SSH:')
-      .group(['dry-run', 'yes', 'timeout', 'shell', 'ignore-preflight-errors'], 'Rescue:')
+      .group(['dry-run', 'yes', 'timeout', 'fallback-reboot', 'shell', 'ignore-preflight-errors'], 'Rescue:')
       .group(['json', 'dump-network', 'debug'], 'Output:')
       .example(EXAMPLES)
       .epilogue(EPILOGUE)
