@@ -2,7 +2,7 @@
  * `npm run bench`: time-to-rescue of the QEMU test server (the end-to-end tests' server) against its physical
  * floor. A benchmark: it prints a table (and --json FILE), and asserts nothing about time.
  *
- *   npm run bench -- [--arch x86_64|aarch64] [--runs N] [--quick] [--json FILE] [--no-shaped]
+ *   npm run bench -- [--arch x86_64|aarch64] [--runs N] [--quick] [--json FILE] [--no-shaped] [--url-runs N] [--only-url]
  *
  * Per run: a fresh server; over one ssh ControlMaster, the round trip and the upload rate (the image tarball
  * itself streamed into the VM's /dev/shm), and — on the first run — where staging's time goes (tar -x and
@@ -17,12 +17,13 @@
  * with `--image http://10.0.2.100:8080/…#sha256=…`: the operator's route to that HTTP server goes through the same
  * relay (the operator's slow link), while the test server reaches it through QEMU's guestfwd unshaped (the data
  * centre's link). Once the host fetches it itself; once without guestfwd, so the CLI downloads it over the slow
- * link and streams it over the slow link again.
+ * link and streams it over the slow link again. `--url-runs N` takes N of each (alternating, so that the load of
+ * the machine falls on both alike); `--only-url` takes only those, without the plain and shaped runs.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadImage, type Image } from '../image.js';
@@ -77,7 +78,7 @@ interface Report {
   floor?: { uploadS: number; rescueBootS: number; rttS: number; totalS: number; overheadS: number };
   shaped?: Report;
   /** The shaped runs with --image URL: the host fetching it, and the CLI fetching it (no guestfwd). */
-  url?: { hostFetch: UrlRun; cliFetch: UrlRun } | { skipped: string };
+  url?: { hostFetch: UrlRun[]; cliFetch: UrlRun[] } | { skipped: string };
 }
 
 /** One shaped rescue from an image URL. */
@@ -87,6 +88,8 @@ interface UrlRun {
   /** What the CLI said about the download: "27.0 MB in 1.3 s (20.8 MB/s)". */
   fetch: string;
   roundTrips?: number;
+  /** The load average (1, 5, 15 min) as the run started: TCG slows with the other work on the machine. */
+  load: string;
 }
 
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
@@ -199,6 +202,9 @@ const TCP_PIPE = fileURLToPath(new URL('./lib/tcp-pipe.js', import.meta.url));
  * with `hostFetch` the server's guestfwd reaches 8081 directly.
  */
 async function urlRescueOnce(imagePath: string, hostFetch: boolean): Promise<UrlRun> {
+  const load = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(', ');
   const pin = createHash('sha256').update(readFileSync(imagePath)).digest('hex');
   const files = await startFileServer(URL_ADDR, 8081, { '/i.tar': imagePath, '/i.tar.meta': `${imagePath}.meta` });
   const httpRelay = await startRelay({ ...SHAPED, targetPort: 8081, targetHost: URL_ADDR, listen: { host: URL_ADDR, port: 8080 } });
@@ -214,7 +220,7 @@ async function urlRescueOnce(imagePath: string, hostFetch: boolean): Promise<Url
     if (cli.code !== 0) throw new Error(`the URL rescue failed (exit ${cli.code}):\n${cli.stderr}`);
     const said = hostFetch ? /the host fetched the image itself: (.+?), sha256/.exec(cli.stderr) : /downloaded (.+?), sha256 verified/.exec(cli.stderr);
     if (!said) throw new Error(`the CLI did not say how the image came (${hostFetch ? 'host' : 'CLI'} fetch expected):\n${cli.stderr}`);
-    return { totalS: cli.ms / 1000, steps: parseStepLines(cli.stderr), fetch: said[1], roundTrips: parseCliFacts(cli.stderr).roundTrips };
+    return { totalS: cli.ms / 1000, steps: parseStepLines(cli.stderr), fetch: said[1], roundTrips: parseCliFacts(cli.stderr).roundTrips, load };
   } finally {
     await relay?.close();
     await server.stop();
@@ -243,12 +249,10 @@ function summarise(report: Report): void {
   }
 }
 
-function table(report: Report): string {
-  const med = report.median!;
+/** The rows of the plain runs: time-to-rescue, its steps, the floor, memory and the image. */
+function plainRows(report: Report, med: NonNullable<Report['median']>, rows: [string, string, string?][]): void {
   const n = report.runs.length;
-  const rows: [string, string, string?][] = [
-    [`time-to-rescue (median of ${n})`, sec(med.totalS), 'CLI start → the CLI has run a command as root on the rescue system'],
-  ];
+  rows.push([`time-to-rescue (median of ${n})`, sec(med.totalS), 'CLI start → the CLI has run a command as root on the rescue system']);
   for (const step of [...STEPS, ...Object.keys(med.steps).filter((s) => !STEPS.includes(s))]) {
     if (med.steps[step] !== undefined) rows.push([`  ${step}`, sec(med.steps[step])]);
   }
@@ -282,6 +286,12 @@ function table(report: Report): string {
   ]);
   rows.push(['image on the wire', mb(report.image.wireBytes), 'busybox + tar, uncompressed tar of zstd kernel/initrd']);
   rows.push(['rescue system unpacked (RAM)', mb(report.image.rescueUnpackedBytes), 'image.info rescue_unpacked_bytes']);
+}
+
+function table(report: Report): string {
+  const rows: [string, string, string?][] = [];
+  // --only-url: no plain runs, so only the URL rows.
+  if (report.median) plainRows(report, report.median, rows);
   if (report.shaped?.median) {
     const s = report.shaped.median;
     rows.push([
@@ -303,12 +313,14 @@ function table(report: Report): string {
     }
   }
   if (report.url && 'hostFetch' in report.url) {
-    for (const [label, r] of [
+    for (const [label, runs] of [
       ['--image URL, the host fetches', report.url.hostFetch],
       ['--image URL, the CLI fetches (no route)', report.url.cliFetch],
     ] as const) {
+      // The run with the median total stands for all (its steps add up, unlike per-step medians).
+      const r = [...runs].sort((a, b) => a.totalS - b.totalS)[Math.floor((runs.length - 1) / 2)];
       rows.push([
-        `${label} (shaped)`,
+        `${label} (shaped${runs.length > 1 ? `, median of ${runs.length}` : ''})`,
         sec(r.totalS),
         Object.entries(r.steps)
           .map(([k, v]) => `${k} ${sec(v)}`)
@@ -319,6 +331,7 @@ function table(report: Report): string {
         r.fetch,
         label.includes('host') ? 'host ← HTTP server over guestfwd (unshaped)' : 'CLI ← HTTP server over the shaped link, then streamed over it',
       ]);
+      for (const run of runs) rows.push(['  run', sec(run.totalS), `load average ${run.load} at its start; ${run.fetch}`]);
     }
   } else if (report.url) rows.push(['--image URL runs', 'skipped', report.url.skipped]);
   return renderTable(rows);
@@ -332,10 +345,16 @@ async function main(): Promise<void> {
       quick: { type: 'boolean', default: false },
       json: { type: 'string' },
       'no-shaped': { type: 'boolean', default: false },
+      'url-runs': { type: 'string' },
+      'only-url': { type: 'boolean', default: false },
     },
   });
   const runs = Number(values.runs ?? (values.quick ? 1 : 3));
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs needs a whole number ≥ 1');
+  const urlRuns = Number(values['url-runs'] ?? 1);
+  if (!Number.isInteger(urlRuns) || urlRuns < 1) throw new Error('--url-runs needs a whole number ≥ 1');
+  const onlyUrl = values['only-url'];
+  if (onlyUrl && urlSkipped) throw new Error(`--only-url: the URL runs cannot run here (${urlSkipped})`);
   const arch = parseArch(values.arch);
   const report: Report = {
     machine: machine(arch),
@@ -346,43 +365,51 @@ async function main(): Promise<void> {
   const image = await loadImage(imagePath);
   report.image = imageFacts(image);
 
-  log("the rescue image booted directly in QEMU (the floor's boot → sshd)");
-  const rescue = await bootRescueImage(imagePath, { timeoutMs: 240_000 });
-  report.rescueBootS = rescue.bootToSshMs / 1000;
-  await rescue.stop();
-  for (let i = 0; i < runs; i++) {
-    log(`rescue ${i + 1} of ${runs}`);
-    const r = await rescueOnce(imagePath, image, i === 0, arch);
-    log(
-      `  ${sec(r.totalS)}: ${Object.entries(r.steps)
-        .map(([k, v]) => `${k} ${sec(v)}`)
-        .join(', ')}`,
-    );
-    report.runs.push(r);
-  }
-  summarise(report);
+  if (!onlyUrl) {
+    log("the rescue image booted directly in QEMU (the floor's boot → sshd)");
+    const rescue = await bootRescueImage(imagePath, { timeoutMs: 240_000 });
+    report.rescueBootS = rescue.bootToSshMs / 1000;
+    await rescue.stop();
+    for (let i = 0; i < runs; i++) {
+      log(`rescue ${i + 1} of ${runs}`);
+      const r = await rescueOnce(imagePath, image, i === 0, arch);
+      log(
+        `  ${sec(r.totalS)}: ${Object.entries(r.steps)
+          .map(([k, v]) => `${k} ${sec(v)}`)
+          .join(', ')}`,
+      );
+      report.runs.push(r);
+    }
+    summarise(report);
 
-  if (!values.quick && !values['no-shaped']) {
-    log(`rescue over ${SHAPED.label}`);
-    const r = await rescueOnce(imagePath, image, false, arch, true);
-    log(
-      `  ${sec(r.totalS)}: ${Object.entries(r.steps)
-        .map(([k, v]) => `${k} ${sec(v)}`)
-        .join(', ')}`,
-    );
-    report.shaped = { machine: { ...report.machine, shaping: SHAPED.label }, image: report.image, rescueBootS: report.rescueBootS, runs: [r] };
-    summarise(report.shaped);
+    if (!values.quick && !values['no-shaped']) {
+      log(`rescue over ${SHAPED.label}`);
+      const r = await rescueOnce(imagePath, image, false, arch, true);
+      log(
+        `  ${sec(r.totalS)}: ${Object.entries(r.steps)
+          .map(([k, v]) => `${k} ${sec(v)}`)
+          .join(', ')}`,
+      );
+      report.shaped = { machine: { ...report.machine, shaping: SHAPED.label }, image: report.image, rescueBootS: report.rescueBootS, runs: [r] };
+      summarise(report.shaped);
+    }
   }
-  if (!values.quick && !values['no-shaped']) {
+  if (onlyUrl || (!values.quick && !values['no-shaped'])) {
     if (urlSkipped) report.url = { skipped: urlSkipped };
     else {
-      log(`rescue with --image URL over ${SHAPED.label}: the host fetches`);
-      const hostFetch = await urlRescueOnce(imagePath, true);
-      log(`  ${sec(hostFetch.totalS)}: ${hostFetch.fetch}`);
-      log(`rescue with --image URL over ${SHAPED.label}: no route from the host, the CLI fetches`);
-      const cliFetch = await urlRescueOnce(imagePath, false);
-      log(`  ${sec(cliFetch.totalS)}: ${cliFetch.fetch}`);
-      report.url = { hostFetch, cliFetch };
+      const url = { hostFetch: [] as UrlRun[], cliFetch: [] as UrlRun[] };
+      for (let i = 0; i < urlRuns; i++) {
+        const of = urlRuns > 1 ? ` (${i + 1} of ${urlRuns})` : '';
+        log(`rescue with --image URL over ${SHAPED.label}: the host fetches${of}`);
+        const hostFetch = await urlRescueOnce(imagePath, true);
+        log(`  ${sec(hostFetch.totalS)}: ${hostFetch.fetch}; load average ${hostFetch.load} at its start`);
+        url.hostFetch.push(hostFetch);
+        log(`rescue with --image URL over ${SHAPED.label}: no route from the host, the CLI fetches${of}`);
+        const cliFetch = await urlRescueOnce(imagePath, false);
+        log(`  ${sec(cliFetch.totalS)}: ${cliFetch.fetch}; load average ${cliFetch.load} at its start`);
+        url.cliFetch.push(cliFetch);
+      }
+      report.url = url;
     }
   }
   if (values.json) writeFileSync(values.json, `${JSON.stringify(report, null, 2)}\n`);
