@@ -317,10 +317,10 @@ function table(report: Report): string {
       ['--image URL, the host fetches', report.url.hostFetch],
       ['--image URL, the CLI fetches (no route)', report.url.cliFetch],
     ] as const) {
-      // The run with the median total stands for all (its steps add up, unlike per-step medians).
+      // The run with the median total (the lower middle one of an even count) stands for all: its steps add up.
       const r = [...runs].sort((a, b) => a.totalS - b.totalS)[Math.floor((runs.length - 1) / 2)];
       rows.push([
-        `${label} (shaped${runs.length > 1 ? `, median of ${runs.length}` : ''})`,
+        `${label} (shaped${runs.length > 1 ? `, ${runs.length % 2 ? 'median' : 'lower middle'} of ${runs.length}` : ''})`,
         sec(r.totalS),
         Object.entries(r.steps)
           .map(([k, v]) => `${k} ${sec(v)}`)
