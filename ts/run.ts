@@ -15,6 +15,7 @@ import { renderOldSystem, renderRescueSummary, restoreFromAnswer } from './rescu
 import { firmwareCandidates } from './preflight/nics.js';
 import { describeChecks, judgeHost } from './preflight/verdict.js';
 import type { Remote } from './remote.js';
+import { loginCommand } from './ssh.js';
 import { capture, captureWithImageIp } from './steps/capture.js';
 import { checks, NETWORK_CHECKS } from './steps/checks.js';
 import { confirm } from './steps/confirm.js';
@@ -151,6 +152,13 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
     await remote.close();
     await session.download?.remove();
   }
-  ui.out(`The rescue system is up: ssh -l root${options.port ? ` -p ${options.port}` : ''} ${options.destination}`);
+  const target = {
+    destination: options.destination,
+    port: options.port,
+    identity: options.identity,
+    options: options.sshOptions,
+    configFile: options.sshConfig,
+  };
+  ui.out(`The rescue system is up: ${loginCommand(target, 'root')}`);
   if (options.shell) process.exitCode = await remote.interactive('root');
 }

@@ -24,6 +24,22 @@ export interface SshTarget {
   configFile?: string;
 }
 
+/**
+ * The command the operator runs to log in to the rescue system as `user`, with the ssh settings they gave the CLI
+ * (config file, port, identity, -o options), quoted for a POSIX shell: what the CLI prints when the rescue is up.
+ */
+export function loginCommand(target: SshTarget, user: string): string {
+  const args = ['ssh'];
+  if (target.configFile) args.push('-F', target.configFile);
+  if (target.port) args.push('-p', String(target.port));
+  if (target.identity) args.push('-i', target.identity);
+  for (const option of target.options) args.push('-o', option);
+  // user@host with the login user replaced; a Host alias keeps its name and gets -l (before it: ssh keeps the first).
+  const at = target.destination.lastIndexOf('@');
+  if (at >= 0) return shellJoin([...args, `${user}@${target.destination.slice(at + 1)}`]);
+  return shellJoin([...args, '-l', user, target.destination]);
+}
+
 /** ssh exits 255 for its own failures; our scripts never use that code. */
 export const SSH_FAILED = 255;
 

@@ -134,6 +134,10 @@ describe('emergency rescues a QEMU server end to end (needs QEMU)', { skip, time
     assert.match(banner.stdout, /^restore:$/m);
     assert.ok(result.stdout.includes(banner.stdout), `the CLI printed the banner:\n--- CLI ---\n${result.stdout}--- banner ---\n${banner.stdout}`);
     assert.equal(record.rescue?.summary, banner.stdout, 'the record carries the same summary');
+    // The login command it prints last works as printed: the CLI's ssh settings, root instead of the sudo user.
+    const login = /^The rescue system is up: (ssh .*)$/m.exec(result.stdout)?.[1];
+    assert.ok(login?.endsWith(' root@127.0.0.1'), `the login command: ${login}`);
+    assert.match(execFileSync('sh', ['-c', `${login} 'id -u; cat /proc/cmdline'`], { encoding: 'utf8' }), /^0\n.*emergency\.rescue=1/s);
     assert.doesNotMatch(result.stderr, /nic-driver|nic-firmware|operator-path|lockdown/, 'every check green');
   });
 
