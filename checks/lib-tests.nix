@@ -182,6 +182,18 @@ let
       expected = "format=1\narch=aarch64\nname=NixOS 26.05 rescue\n";
     }
     {
+      name = "imageInfo: the watchdog modules the rescue takes over, space-separated";
+      expr = lib.imageInfo {
+        arch = "x86_64";
+        name = "r";
+        watchdogModules = [
+          "i6300esb"
+          "iTCO_wdt"
+        ];
+      };
+      expected = "format=1\narch=x86_64\nname=r\nwatchdog_modules=i6300esb iTCO_wdt\n";
+    }
+    {
       name = "imageInfo: a name that would break the key=value format is refused";
       expr = throws (lib.imageInfo {
         arch = "x86_64";

@@ -50,6 +50,7 @@ in
         info = emergencyLib.imageInfo {
           inherit arch;
           inherit (cfg) name;
+          inherit (config.emergency) watchdogModules;
         };
         passthru = { inherit arch cmdline; };
       }
@@ -63,8 +64,8 @@ in
         # What this kernel can drive and the firmware it has (drivers.nix, docs/image-layout.md).
         cp ${config.system.build.emergencyDriverManifest} $dir/drivers.manifest
 
-        # The host-side scripts: kexec-run.sh with its placeholders (listed at its top) filled in, the other two
-        # verbatim; all three checked as the POSIX sh they run as on the host.
+        # The host-side scripts: kexec-run.sh with its placeholders (listed at its top) filled in, the others
+        # verbatim; all checked as the POSIX sh they run as on the host.
         sed -e 's|@arch@|${arch}|g' ${../scripts/kexec-run.sh} >$dir/kexec-run.sh
         if grep -n '@[a-z_][a-z_]*@' $dir/kexec-run.sh; then
           echo "kexec-run.sh: placeholder left unfilled (see the lines above)" >&2
@@ -72,8 +73,9 @@ in
         fi
         cp ${../scripts/kexec-trigger.sh} $dir/kexec-trigger.sh
         cp ${../scripts/run-tool.sh} $dir/run-tool.sh
-        shellcheck --shell=sh $dir/kexec-run.sh $dir/kexec-trigger.sh $dir/run-tool.sh
-        chmod 755 $dir/kexec-run.sh $dir/kexec-trigger.sh $dir/run-tool.sh
+        cp ${../scripts/watchdog.sh} $dir/watchdog.sh
+        shellcheck --shell=sh $dir/kexec-run.sh $dir/kexec-trigger.sh $dir/run-tool.sh $dir/watchdog.sh
+        chmod 755 $dir/kexec-run.sh $dir/kexec-trigger.sh $dir/run-tool.sh $dir/watchdog.sh
 
         install -m 755 ${hostTools.busybox} $dir/bin/busybox
         install -m 755 ${hostTools.kexec} $dir/bin/kexec

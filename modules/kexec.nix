@@ -7,5 +7,6 @@
     ./image.nix
     ./restore.nix
     ./fallback.nix
+    ./watchdog.nix
   ];
 }

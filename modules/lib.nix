@@ -115,11 +115,16 @@ rec {
     );
 
   /**
-    image.info lines for the fields known at evaluation time, in the order docs/image-layout.md lists them.
-    rescue_unpacked_bytes is measured by the builder and appended there.
+    image.info lines for the fields known at evaluation time, in the order docs/image-layout.md lists them, and
+    the optional watchdog_modules when there are any. rescue_unpacked_bytes is measured by the builder and
+    appended there.
   */
   imageInfo =
-    { arch, name }:
+    {
+      arch,
+      name,
+      watchdogModules ? [ ],
+    }:
     if match "[^\n=]*" name == null then
       throw "image name must be one line without '=': ${name}"
     else
@@ -127,5 +132,7 @@ rec {
         format=1
         arch=${arch}
         name=${name}
-      '';
+      ''
+      # Optional in docs/image-layout.md: written only when the rescue takes a watchdog over.
+      + (if watchdogModules == [ ] then "" else "watchdog_modules=${concatStringsSep " " watchdogModules}\n");
 }

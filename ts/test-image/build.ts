@@ -109,9 +109,18 @@ const PROJECT_FILES = [
   'scripts/fallback-reboot.sh',
   'scripts/image-sidecar.sh',
   'scripts/rescue-banner.sh',
+  'scripts/watchdog.sh',
   'ts/test-image/rescue-init.sh',
   'ts/test-image/sshd_config',
 ];
+
+/**
+ * Which kernel the test image boots: the architecture's cloud kernel, or (x86_64) Debian's generic kernel with the
+ * i6300esb watchdog driver, whose image.info names it in `watchdog_modules`, so a host arms that watchdog before the
+ * jump (docs/watchdog.md). The generic image is `emergency-image-x86_64-generic.tar`.
+ */
+export type TestImageKernel = 'cloud' | 'generic';
+const WATCHDOG_MODULES: Record<TestImageKernel, string[]> = { cloud: [], generic: ['i6300esb'] };
 
 /** The builder's own compiled files, so a builder change also rebuilds. */
 async function builderFiles(): Promise<string[]> {
@@ -130,16 +139,27 @@ export async function inputKey(debFiles: string[], files: string[]): Promise<str
   return hash.digest('hex');
 }
 
-/** The packages of one build for `arch` as apt would download them (kernel first). */
-export async function resolvePackages(extra: string[], arch: Arch = 'x86_64') {
-  const { debArch, kernelMeta } = ARCHES[arch];
+/**
+ * Debian's generic x86_64 kernel: it has the hardware watchdog drivers (i6300esb) the cloud kernel lacks, for the
+ * watchdog server and image (docs/watchdog.md).
+ */
+export const GENERIC_KERNEL_META = 'linux-image-amd64';
+
+/** The packages of one build for `arch` as apt would download them (kernel first; `kernelMeta` overrides the arch's). */
+export async function resolvePackages(extra: string[], arch: Arch = 'x86_64', kernelMeta = ARCHES[arch].kernelMeta) {
+  const { debArch } = ARCHES[arch];
   const kernel = await kernelPackage(kernelMeta, debArch);
   return resolveDebs([kernel, ...rescuePackages(arch), ...extra], debArch);
 }
 
 /** Extracted Debian packages for one build, in a temporary directory under `.cache/`. */
-export async function preparePackages(extra: string[], workDir: string, arch: Arch = 'x86_64'): Promise<{ root: string; debFiles: string[] }> {
-  const debs = await resolvePackages(extra, arch);
+export async function preparePackages(
+  extra: string[],
+  workDir: string,
+  arch: Arch = 'x86_64',
+  kernelMeta = ARCHES[arch].kernelMeta,
+): Promise<{ root: string; debFiles: string[] }> {
+  const debs = await resolvePackages(extra, arch, kernelMeta);
   const paths = await fetchDebs(debs, DEB_CACHE, ARCHES[arch].debArch);
   const root = join(workDir, 'extracted');
   await extractDebs(paths.values(), root);
@@ -232,7 +252,13 @@ async function sha256File(path: string): Promise<string> {
 }
 
 /** Builds the rescue initrd into `out`; returns the bytes it unpacks to. */
-async function buildRescueInitrd(root: string, work: string, out: string, arch: Arch): Promise<{ unpacked: number; cpioBytes: number; manifest: string }> {
+async function buildRescueInitrd(
+  root: string,
+  work: string,
+  out: string,
+  arch: Arch,
+  watchdogModules: string[],
+): Promise<{ unpacked: number; cpioBytes: number; manifest: string }> {
   const stage = join(work, 'rescue');
   const version = await kernelVersion(root);
   // dash as /bin/sh: busybox's own shell would run its `ip` applet instead of iproute2's (rescue-init.sh).
@@ -240,14 +266,16 @@ async function buildRescueInitrd(root: string, work: string, out: string, arch: 
   const busybox = join(root, 'bin/busybox');
   const hostBusybox = await buildMachineBusybox(arch, root);
   await installBusybox(stage, busybox, [], hostBusybox);
-  const modules = await installModules(root, stage, version, NIC_MODULES, hostBusybox);
+  const modules = await installModules(root, stage, version, [...NIC_MODULES, ...watchdogModules], hostBusybox);
   const init = (await readFile(join(REPO, 'ts/test-image/rescue-init.sh'), 'utf8'))
     .replaceAll('@name@', IMAGE_NAME)
-    .replaceAll('@modules@', NIC_MODULES.join(' '));
-  if (/@[a-z]+@/.test(init)) throw new Error('rescue-init.sh has a placeholder the builder does not fill');
+    .replaceAll('@modules@', NIC_MODULES.join(' '))
+    .replaceAll('@watchdog_modules@', watchdogModules.join(' '));
+  if (/@[a-z_]+@/.test(init)) throw new Error('rescue-init.sh has a placeholder the builder does not fill');
   await writeIn(stage, 'init', init, 0o755);
   await writeIn(stage, 'usr/lib/emergency/restore.sh', await readFile(join(REPO, 'scripts/restore.sh')), 0o755);
   await writeIn(stage, 'etc/emergency/fallback-reboot.sh', await readFile(join(REPO, 'scripts/fallback-reboot.sh')), 0o755);
+  await writeIn(stage, 'usr/lib/emergency/watchdog.sh', await readFile(join(REPO, 'scripts/watchdog.sh')), 0o755);
   await writeIn(stage, 'usr/lib/emergency/rescue-banner.sh', await readFile(join(REPO, 'scripts/rescue-banner.sh')), 0o755);
   await writeIn(stage, 'etc/ssh/sshd_config', await readFile(join(REPO, 'ts/test-image/sshd_config')), 0o644);
   for (const [path, [content, mode]] of Object.entries(rescueEtc())) await writeIn(stage, path, content, mode);
@@ -267,11 +295,15 @@ async function buildRescueInitrd(root: string, work: string, out: string, arch: 
 }
 
 /** Builds (or finds cached) the test image for `arch`; returns the tarball's path. */
-export async function buildTestImage(log: (line: string) => void = () => {}, arch: Arch = 'x86_64'): Promise<string> {
-  const tarPath = join(OUT_DIR, `emergency-image-${arch}.tar`);
-  const keyPath = join(OUT_DIR, `emergency-image-${arch}.key`);
+export async function buildTestImage(log: (line: string) => void = () => {}, arch: Arch = 'x86_64', kernel: TestImageKernel = 'cloud'): Promise<string> {
+  if (kernel === 'generic' && arch !== 'x86_64') throw new Error(`the generic test image is x86_64 only, not ${arch}`);
+  const name = `emergency-image-${arch}${kernel === 'generic' ? '-generic' : ''}`;
+  const tarPath = join(OUT_DIR, `${name}.tar`);
+  const keyPath = join(OUT_DIR, `${name}.key`);
+  const kernelMeta = kernel === 'generic' ? GENERIC_KERNEL_META : ARCHES[arch].kernelMeta;
+  const watchdogModules = WATCHDOG_MODULES[kernel];
   await mkdir(OUT_DIR, { recursive: true });
-  const debs = await resolvePackages([], arch);
+  const debs = await resolvePackages([], arch, kernelMeta);
   const key = await inputKey(
     debs.map((d) => d.file),
     [...PROJECT_FILES.map((f) => join(REPO, f)), ...(await builderFiles())],
@@ -284,17 +316,18 @@ export async function buildTestImage(log: (line: string) => void = () => {}, arc
   const work = await mkdtemp(join(OUT_DIR, '.build-'));
   try {
     log(`building the ${arch} test image from ${debs.length} Debian packages`);
-    const { root } = await preparePackages([], work, arch);
+    const { root } = await preparePackages([], work, arch, kernelMeta);
     const version = await kernelVersion(root);
     const image = join(work, 'emergency-image');
     await mkdir(join(image, 'bin'), { recursive: true });
     const kernelKind = await installKernel(root, version, join(image, 'kernel'));
-    const initrd = await buildRescueInitrd(root, work, join(image, 'initrd'), arch);
+    const initrd = await buildRescueInitrd(root, work, join(image, 'initrd'), arch, watchdogModules);
     await writeFile(join(image, 'cmdline'), `${rescueCmdline(arch)}\n`);
     const kexecRun = (await readFile(join(REPO, 'scripts/kexec-run.sh'), 'utf8')).replaceAll('@arch@', arch);
     if (/@[a-z]+@/.test(kexecRun)) throw new Error(`scripts/kexec-run.sh has a placeholder the builder does not fill: ${/@[a-z]+@/.exec(kexecRun)![0]}`);
     await writeIn(image, 'kexec-run.sh', kexecRun, 0o755);
-    for (const verbatim of ['kexec-trigger.sh', 'run-tool.sh']) await writeIn(image, verbatim, await readFile(join(REPO, 'scripts', verbatim)), 0o755);
+    for (const verbatim of ['kexec-trigger.sh', 'run-tool.sh', 'watchdog.sh'])
+      await writeIn(image, verbatim, await readFile(join(REPO, 'scripts', verbatim)), 0o755);
 
     // Host-side tools: Debian's dynamic kexec and ip, run through the image's own ld.so and libraries.
     await copyFile(join(root, 'bin/busybox'), join(image, 'bin/busybox'));
@@ -310,7 +343,8 @@ export async function buildTestImage(log: (line: string) => void = () => {}, arc
     for (const lib of libs.slice(1)) if (lib.soname !== interpreter.soname) await copyFile(lib.realPath, join(image, 'lib', lib.soname));
 
     await writeFile(join(image, 'drivers.manifest'), initrd.manifest);
-    await writeFile(join(image, 'image.info'), `format=1\narch=${arch}\nname=${IMAGE_NAME}\nrescue_unpacked_bytes=${initrd.unpacked}\n`);
+    const watchdogLine = watchdogModules.length ? `watchdog_modules=${watchdogModules.join(' ')}\n` : '';
+    await writeFile(join(image, 'image.info'), `format=1\narch=${arch}\nname=${IMAGE_NAME}\nrescue_unpacked_bytes=${initrd.unpacked}\n${watchdogLine}`);
     const files = (await exec('find', ['.', '-type', 'f'], { cwd: image })).stdout
       .split('\n')
       .filter(Boolean)

@@ -11,6 +11,10 @@
 # Placeholders (filled in by ts/test-image/build.ts):
 #   @name@      the image's human name (image.info `name`)
 #   @modules@   NIC and network-restore kernel modules to load, space-separated
+#   @watchdog_modules@  hardware watchdog drivers to load and feed (image.info watchdog_modules; may be empty)
+#
+# Test switch on the kernel command line (ts/test/e2e/watchdog.test.ts): emergency.test.hang=early stops here,
+# before the fallback reboot is armed and before any watchdog is fed, as a rescue that hangs in early boot would.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
 mount -t proc proc /proc
@@ -22,6 +26,21 @@ mount -t tmpfs -o mode=755,nosuid,nodev run /run
 mount -t tmpfs -o mode=1777,nosuid,nodev shm /dev/shm
 
 log() { echo "emergency-rescue: $*" >/dev/console; }
+
+case " $(cat /proc/cmdline) " in
+  *" emergency.test.hang=early "*)
+    log "emergency.test.hang=early: hanging before the fallback reboot is armed"
+    while :; do sleep 3600; done
+    ;;
+esac
+
+# A hardware watchdog the host armed before the jump keeps counting (docs/watchdog.md): load its driver and take it
+# over before anything that could take long; it is fed until the rescue is confirmed.
+watchdog_modules='@watchdog_modules@'
+for module in $watchdog_modules; do
+  modprobe "$module" || log "cannot load watchdog module $module"
+done
+sh /usr/lib/emergency/watchdog.sh feed </dev/null >/dev/null 2>&1 &
 
 # The fallback reboot first, before anything that could hang: unless the CLI or an interactive root login confirms
 # this rescue in time, it reboots into the installed system (scripts/fallback-reboot.sh, the NixOS image's too).

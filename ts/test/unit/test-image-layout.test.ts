@@ -30,6 +30,7 @@ describe('test image layout (npm run test-image)', { timeout: 600_000 }, () => {
       'kexec-run.sh',
       'kexec-trigger.sh',
       'run-tool.sh',
+      'watchdog.sh',
       'bin/busybox',
       'bin/kexec',
       'bin/ip',
@@ -65,8 +66,8 @@ describe('test image layout (npm run test-image)', { timeout: 600_000 }, () => {
     execFileSync('shellcheck', [join(image, 'kexec-run.sh')], { stdio: 'pipe' });
   });
 
-  it('kexec-trigger.sh and run-tool.sh are the project’s files, executable and shellcheck-clean', () => {
-    for (const f of ['kexec-trigger.sh', 'run-tool.sh']) {
+  it('kexec-trigger.sh, run-tool.sh and watchdog.sh are the project’s files, executable and shellcheck-clean', () => {
+    for (const f of ['kexec-trigger.sh', 'run-tool.sh', 'watchdog.sh']) {
       assert.deepEqual(readFileSync(join(image, f)), readFileSync(join(REPO, 'scripts', f)), `${f} must be the project’s file, not a fork`);
       assert.ok(statSync(join(image, f)).mode & 0o100, `${f} is executable`);
       execFileSync('shellcheck', ['-s', 'sh', join(image, f)], { stdio: 'pipe' });
