@@ -44,6 +44,11 @@ export interface VmOptions {
   arch?: Arch;
   /** A raw virtio disk: `file` (made by the caller), optionally writing at most `writeBytesPerSecond` (a dying disk). */
   disk?: VmDisk;
+  /**
+   * An i6300esb PCI watchdog whose expiry resets the machine (`-action watchdog=reset`, QEMU 7.2's spelling of
+   * `-watchdog-action`); a reset restarts the VM only with `allowReboot`, else QEMU exits.
+   */
+  watchdog?: boolean;
 }
 
 /** A raw virtio disk of a VM. */
@@ -116,6 +121,7 @@ export function qemuArgs(opts: VmOptions, serialLog: string): string[] {
     args.push('-netdev', netdevArg(`n${i}`, nic), '-device', `${nic.model ?? 'virtio-net-pci'},netdev=n${i},mac=${nic.mac}`);
   });
   if (opts.disk) args.push('-drive', driveArg(opts.disk), '-device', 'virtio-blk-pci,drive=disk0');
+  if (opts.watchdog) args.push('-device', 'i6300esb', '-action', 'watchdog=reset');
   return args;
 }
 

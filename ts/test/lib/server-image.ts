@@ -11,7 +11,17 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { entriesFromDir, writeCpio, type CpioEntry } from '../../test-image/cpio.js';
 import { ARCHES, type Arch } from '../../test-image/arch.js';
-import { CACHE_DIR, REPO, buildMachineBusybox, installKernel, preparePackages, resolvePackages, zstd, NIC_MODULES } from '../../test-image/build.js';
+import {
+  CACHE_DIR,
+  REPO,
+  GENERIC_KERNEL_META,
+  buildMachineBusybox,
+  installKernel,
+  preparePackages,
+  resolvePackages,
+  zstd,
+  NIC_MODULES,
+} from '../../test-image/build.js';
 import { kernelVersion } from '../../test-image/kmod.js';
 import { installBusybox, installModules, installPrograms, makeRootDirs, writeIn } from '../../test-image/stage.js';
 
@@ -22,6 +32,13 @@ export const SERVER_PACKAGES = ['sudo', 'libpam-modules'];
  * vmxnet3, a NIC driver the rescue kernel lacks (server-init.sh loads it), and virtio_blk, for a scenario's disk.
  */
 export const SERVER_ONLY_MODULES = ['macvlan', 'vmxnet3', 'virtio_blk'];
+/**
+ * Which kernel the server boots: the architecture's cloud kernel, or (x86_64) Debian's generic kernel, which has the
+ * i6300esb watchdog driver the cloud kernel lacks (the watchdog server, docs/watchdog.md).
+ */
+export type ServerKernel = 'cloud' | 'generic';
+/** Modules only the generic server has. */
+const GENERIC_ONLY_MODULES = ['i6300esb'];
 const SERVER_INIT = join(REPO, 'ts/test/lib/server-init.sh');
 const CACHE = join(CACHE_DIR, 'test-server');
 
@@ -58,8 +75,11 @@ async function key(debFiles: string[]): Promise<string> {
 }
 
 /** Builds the server base for `arch` once per set of inputs; later calls return the cached files. */
-export async function buildServerBase(log: (line: string) => void = () => {}, arch: Arch = 'x86_64'): Promise<ServerBase> {
-  const debs = await resolvePackages(SERVER_PACKAGES, arch);
+export async function buildServerBase(log: (line: string) => void = () => {}, arch: Arch = 'x86_64', kernel: ServerKernel = 'cloud'): Promise<ServerBase> {
+  if (kernel === 'generic' && arch !== 'x86_64') throw new Error(`the generic server kernel is x86_64 only, not ${arch}`);
+  const kernelMeta = kernel === 'generic' ? GENERIC_KERNEL_META : ARCHES[arch].kernelMeta;
+  const extraModules = kernel === 'generic' ? GENERIC_ONLY_MODULES : [];
+  const debs = await resolvePackages(SERVER_PACKAGES, arch, kernelMeta);
   // The .deb file names carry the architecture, so each architecture has its own key.
   const dir = join(CACHE, await key(debs.map((d) => d.file)));
   const base: ServerBase = { kernel: join(dir, 'kernel'), initrd: join(dir, 'initrd'), busybox: join(dir, 'busybox'), kernelVersion: '', arch };
@@ -68,8 +88,8 @@ export async function buildServerBase(log: (line: string) => void = () => {}, ar
   await mkdir(CACHE, { recursive: true });
   const work = await mkdtemp(join(CACHE, '.build-'));
   try {
-    log(`building the ${arch} test server from Debian packages`);
-    const { root } = await preparePackages(SERVER_PACKAGES, work, arch);
+    log(`building the ${arch} test server (${kernel} kernel) from Debian packages`);
+    const { root } = await preparePackages(SERVER_PACKAGES, work, arch, kernelMeta);
     const { triplet } = ARCHES[arch];
     const version = await kernelVersion(root);
     const stage = join(work, 'stage');
@@ -96,7 +116,7 @@ export async function buildServerBase(log: (line: string) => void = () => {}, ar
     await installBusybox(stage, join(root, 'bin/busybox'), [], hostBusybox);
     // The rescue image's set: virtio, plus what a scenario's bonds, VLANs and bridges need (loaded by its setup);
     // and SERVER_ONLY_MODULES.
-    await installModules(root, stage, version, [...NIC_MODULES, ...SERVER_ONLY_MODULES], hostBusybox);
+    await installModules(root, stage, version, [...NIC_MODULES, ...SERVER_ONLY_MODULES, ...extraModules], hostBusybox);
     await writeIn(stage, 'init', await readFile(SERVER_INIT), 0o755);
     await writeIn(stage, 'etc/inittab', INITTAB);
     await writeIn(stage, 'etc/pam.d/sudo', PAM_SUDO);

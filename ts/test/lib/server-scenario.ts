@@ -82,6 +82,11 @@ export interface ServerScenario {
   faults: Faults;
   /** A raw virtio disk (/dev/vda), empty, optionally taking writes at most at `writeBytesPerSecond` (a dying disk). */
   disk?: { sizeMiB: number; writeBytesPerSecond?: number };
+  /**
+   * An i6300esb hardware watchdog that resets the machine when it runs out (QEMU `-action watchdog=reset`): the
+   * server then boots Debian's generic kernel (the cloud kernel lacks the driver) and loads i6300esb.
+   */
+  watchdog?: boolean;
   /** More kernel command line parameters for the server, e.g. `lockdown=integrity`. */
   kernelArgs?: string[];
   /** Commands the setup script runs after the routes (e.g. an address on a macvlan the planner cannot re-create). */
@@ -174,6 +179,7 @@ export function renderSetup(s: ServerScenario): string {
   }
   for (const r of s.routes) lines.push(cmd(routeCommand(r)));
   if (s.disk) lines.push(cmd(['modprobe', 'virtio_blk']));
+  if (s.watchdog) lines.push(cmd(['modprobe', 'i6300esb']));
   for (const c of s.extraSetup ?? []) lines.push(cmd(c));
   if (s.faults.kexecDisabled) lines.push('run sh -c "echo 1 >/proc/sys/kernel/kexec_load_disabled"');
   for (const tool of s.faults.removeTools ?? []) {

@@ -136,7 +136,7 @@ export async function startServer(
   const sshNics = scenario.nics.filter((n) => n.ssh);
   if (sshNics.length !== 1) throw new Error(`a scenario needs exactly one NIC with ssh: true, this one has ${sshNics.length}`);
   const arch = opts.arch ?? 'x86_64';
-  const base = await buildServerBase(opts.log, arch);
+  const base = await buildServerBase(opts.log, arch, scenario.watchdog ? 'generic' : 'cloud');
   const workDir = await mkdtemp(join(tmpdir(), 'emergency-server-'));
   try {
     const hostKeys: Record<string, KeyPair> = {};
@@ -179,6 +179,7 @@ export async function startServer(
       allowReboot: opts.allowReboot,
       qmp: opts.qmp,
       disk,
+      watchdog: scenario.watchdog,
     });
     const wait = async (timeoutMs = opts.timeoutMs ?? 120_000) => {
       try {

@@ -130,6 +130,13 @@ describe('small pure helpers', () => {
       'virtio-blk-pci,drive=disk0',
     ]);
   });
+  it('a watchdog server gets an i6300esb whose expiry resets the machine; others get none', () => {
+    const base = { kernel: 'k', initrd: 'i', cmdline: 'c', memoryMiB: 256, nics: [], workDir: '/w' };
+    assert.ok(!qemuArgs(base, '/w/log').includes('i6300esb'));
+    const dog = qemuArgs({ ...base, watchdog: true, allowReboot: true }, '/w/log');
+    assert.deepEqual(dog.slice(dog.indexOf('i6300esb') - 1, dog.indexOf('i6300esb') + 3), ['-device', 'i6300esb', '-action', 'watchdog=reset']);
+    assert.ok(!dog.includes('-no-reboot'), 'the reset restarts the VM instead of ending QEMU');
+  });
   it('knownHostsLines names the forwarded port', () => {
     assert.equal(knownHostsLines(2222, ['ssh-ed25519 AAAA root@h']), '[127.0.0.1]:2222 ssh-ed25519 AAAA\n');
   });
