@@ -9,13 +9,33 @@
  */
 import { connect as tcpConnect } from 'node:net';
 import { CONFIRM_AND_REPORT, parseRescueAnswer, type RescueAnswer } from '../boundary/rescue.js';
+import { shellQuote } from '../shell-quote.js';
 import { EmergencyError, ExitCode, HostKeyChangedError } from '../errors.js';
 import { clockTime, describeConfirmation, explainUnexpectedBoot, reportWarnings } from '../fallback.js';
 import type { Remote } from '../remote.js';
 import { SSH_FAILED } from '../ssh.js';
 import type { Ui } from '../ui.js';
 
-const PROBE = 'cat /proc/sys/kernel/random/boot_id; cat /proc/cmdline';
+/**
+ * The probe, sent to whatever answers (the old system, the rescue, the installed system come back): the boot id and
+ * the kernel command line on two lines; and, only when they show the rescue (a boot id other than the old one and
+ * `emergency.rescue=1` on the command line), the fallback's confirmation and the restore report after them
+ * (CONFIRM_AND_REPORT), in the same ssh run. ssh verified the host key before the command ran, so the confirmation
+ * runs under exactly the conditions this side checks the answer for; it saves a second connection (a key exchange,
+ * about a second on a slow rescue system). Run by `sh -c` on one line, whatever root's login shell is.
+ */
+export function probeCommand(oldBootId: string): string {
+  const script =
+    'b=$(cat /proc/sys/kernel/random/boot_id); c=$(cat /proc/cmdline); echo "$b"; echo "$c"; ' +
+    `case " $c " in *" emergency.rescue=1 "*) [ "$b" = ${shellQuote(oldBootId)} ] || { ${CONFIRM_AND_REPORT}; } ;; esac`;
+  return `sh -c ${shellQuote(script)}`;
+}
+
+/** The probe's answer: boot id, command line, and what the rescue said after them (empty when it said nothing). Pure. */
+export function splitProbeAnswer(stdout: string): { bootId: string; cmdline: string; rest: string } {
+  const [bootId = '', cmdline = '', ...rest] = stdout.split('\n');
+  return { bootId: bootId.trim(), cmdline, rest: rest.join('\n') };
+}
 // The banner check already saw sshd: a slow rescue system may need longer than a LAN host to authenticate.
 const PROBE_CONNECT_TIMEOUT_S = 5;
 /** Between banner checks, and between full probes while the old system still answers. */
@@ -27,6 +47,14 @@ const POLL_MS = 250;
  * rescue is never noticed. A banner normally arrives in milliseconds, so a longer wait costs nothing then.
  */
 const BANNER_TIMEOUT_MS = 5000;
+/**
+ * While a banner check waits, a fresh connection every BANNER_STAGGER_MS (at most BANNER_PARALLEL at once): a SYN
+ * sent while the host was down (or, behind QEMU's port forward, before the rescue had its address) is resent only
+ * seconds later by TCP, so one connection at a time noticed sshd up to about 2 s late (measured under TCG: sshd
+ * listening 9.9 s after the trigger, its first banner 12.2 s). The first banner closes the others.
+ */
+const BANNER_STAGGER_MS = 1000;
+const BANNER_PARALLEL = 3;
 /** A full probe runs at least this often even without a banner: a firewall may let ssh through but not us. */
 const PROBE_ANYWAY_MS = 15_000;
 /**
@@ -66,16 +94,23 @@ export function bannerTarget(sshG: string): BannerTarget | undefined {
   return { host, port };
 }
 
-/** Whether an SSH server sends its banner (a line starting `SSH-`) on host:port within timeoutMs; sends nothing. */
-export function sshBanner(target: BannerTarget, timeoutMs: number): Promise<boolean> {
+/**
+ * Whether an SSH server sends its banner (a line starting `SSH-`) on host:port within timeoutMs; sends nothing.
+ * `signal` gives up early (false).
+ */
+export function sshBanner(target: BannerTarget, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = tcpConnect({ host: target.host, port: target.port });
     let received = '';
     const finish = (answered: boolean) => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       socket.destroy();
       resolve(answered);
     };
+    const onAbort = () => finish(false);
+    signal?.addEventListener('abort', onAbort);
+    if (signal?.aborted) onAbort();
     const timer = setTimeout(() => finish(false), timeoutMs);
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => {
@@ -86,6 +121,39 @@ export function sshBanner(target: BannerTarget, timeoutMs: number): Promise<bool
     });
     socket.on('error', () => finish(false));
     socket.on('close', () => finish(false));
+  });
+}
+
+/**
+ * Whether sshd sends a banner on host:port within timeoutMs, trying a fresh connection every `staggerMs` while the
+ * earlier ones still wait (at most `parallel` at once). Ends early, false, when every connection so far failed
+ * (refused, closed): the caller polls again.
+ */
+export function sshBannerAny(target: BannerTarget, timeoutMs: number, staggerMs: number, parallel: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    let pending = 0;
+    let done = false;
+    const abort = new AbortController();
+    const finish = (answered: boolean) => {
+      if (done) return;
+      done = true;
+      clearInterval(timer);
+      abort.abort();
+      resolve(answered);
+    };
+    const attempt = () => {
+      pending++;
+      sshBanner(target, timeoutMs - (Date.now() - started), abort.signal).then((answered) => {
+        pending--;
+        if (answered) finish(true);
+        else if (pending === 0) finish(false);
+      });
+    };
+    const timer = setInterval(() => {
+      if (pending < parallel && Date.now() - started + staggerMs <= timeoutMs) attempt();
+    }, staggerMs);
+    attempt();
   });
 }
 
@@ -115,6 +183,7 @@ export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise
   const started = w.triggeredAt;
   const deadline = started + w.timeoutSeconds * 1000;
   const target = bannerTarget(await remote.sshConfig().catch(() => ''));
+  const probe = probeCommand(w.oldBootId);
   let goneAt: number | undefined;
   let lastError = '';
   let lastProbe = Date.now();
@@ -123,7 +192,9 @@ export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise
     const tick = Date.now();
     const slow = bannerTimeouts >= SLOW_AFTER_TIMEOUTS;
     const bannerTimeout = slow ? SLOW_BANNER_TIMEOUT_MS : BANNER_TIMEOUT_MS;
-    if (target && tick - lastProbe < PROBE_ANYWAY_MS && !(await sshBanner(target, bannerTimeout))) {
+    // Slow: one connection at a time, since each abandoned one leaves sshd work behind (SLOW_AFTER_TIMEOUTS).
+    const bannerCheck = target && tick - lastProbe < PROBE_ANYWAY_MS;
+    if (bannerCheck && !(await (slow ? sshBanner(target, bannerTimeout) : sshBannerAny(target, bannerTimeout, BANNER_STAGGER_MS, BANNER_PARALLEL)))) {
       if (Date.now() - tick >= bannerTimeout) bannerTimeouts++;
       goneAt ??= Date.now();
       lastError = `no SSH banner from ${target.host} port ${target.port}`;
@@ -132,16 +203,16 @@ export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise
     }
     lastProbe = Date.now();
     const probeTimeout = slow ? SLOW_PROBE_CONNECT_TIMEOUT_S : PROBE_CONNECT_TIMEOUT_S;
-    let result = await remote.probe('root', PROBE, probeTimeout);
+    let result = await remote.probe('root', probe, probeTimeout);
     // The rescue system always lets root in with the operator's key; the installed system may not. Asking as the
     // login user then tells the old system (same boot) from the installed one coming back (a new boot).
     if (result.code === SSH_FAILED && /Permission denied/i.test(result.stderr) && remote.loginUser !== 'root') {
-      const asUser = await remote.probe(remote.loginUser, PROBE, probeTimeout);
+      const asUser = await remote.probe(remote.loginUser, probe, probeTimeout);
       if (asUser.code === 0) result = asUser;
     }
     if (result.code === 0) {
-      const [bootId, cmdline = ''] = result.stdout.split('\n');
-      if (bootId.trim() !== w.oldBootId) {
+      const { bootId, cmdline, rest } = splitProbeAnswer(result.stdout);
+      if (bootId !== w.oldBootId) {
         if (!cmdline.split(/\s+/).includes('emergency.rescue=1')) {
           const { message, fix } = explainUnexpectedBoot((Date.now() - started) / 1000, w.fallbackReboot);
           throw new EmergencyError(`${destination}: ${message} (cmdline: ${cmdline.trim()})`, fix, ExitCode.NotBack);
@@ -150,8 +221,9 @@ export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise
           `rescue system answers ${((Date.now() - started) / 1000).toFixed(1)} s after kexec` +
             (goneAt ? ` (old system gone after ${((goneAt - started) / 1000).toFixed(1)} s)` : ''),
         );
-        const answer = await confirmRescue(remote, ui, started);
-        return { bootId: bootId.trim(), answeredAfterMs: Date.now() - started, answer };
+        // The probe confirmed and read the report already; a rescue that said nothing more is asked again.
+        const answer = rest.trim() ? readRescueAnswer(ui, rest, result.stderr, started) : await confirmRescue(remote, ui, started);
+        return { bootId, answeredAfterMs: Date.now() - started, answer };
       }
       // The old system still answers: whatever failed before did not mean it had gone.
       goneAt = undefined;
@@ -179,17 +251,22 @@ export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise
 }
 
 /**
- * The rescue is verified (new boot id, rescue marker, same host key): confirm its fallback reboot and read the
- * restore report, in one ssh run. A failure here is a warning: the rescue is up, and a confirmation that did not
+ * The rescue is verified (new boot id, rescue marker, same host key) but its probe answer carried no confirmation:
+ * confirm its fallback reboot and read the restore report, in one more ssh run. A failure here is a warning: the rescue is up, and a confirmation that did not
  * take still leaves the operator the fallback's time to log in (which confirms too).
  */
 async function confirmRescue(remote: Remote, ui: Ui, started: number): Promise<RescueAnswer | undefined> {
   const result = await remote.probe('root', CONFIRM_AND_REPORT, PROBE_CONNECT_TIMEOUT_S * 3);
+  return readRescueAnswer(ui, result.stdout, result.stderr, started);
+}
+
+/** What the rescue said to CONFIRM_AND_REPORT, told to the operator: the fallback's state, the report's warnings. */
+function readRescueAnswer(ui: Ui, stdout: string, stderrText: string, started: number): RescueAnswer | undefined {
   let answer: RescueAnswer;
   try {
-    answer = parseRescueAnswer(result.stdout);
+    answer = parseRescueAnswer(stdout);
   } catch (e) {
-    const stderr = result.stderr.trim();
+    const stderr = stderrText.trim();
     ui.warn(`could not confirm the fallback reboot: ${(e as Error).message}${stderr ? ` (${stderr})` : ''}; log in as root at a terminal now to confirm it`);
     return undefined;
   }

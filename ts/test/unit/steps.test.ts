@@ -294,18 +294,25 @@ describe('wait', () => {
     ],
     ['nothing answers in time', [], ExitCode.NotBack, /did not answer within 1 s/],
   ];
-  it('confirms the fallback once the rescue is verified, and warns about a failed restore step', async () => {
+  const report = 'format\t1\t-\tr\nstep\tnetwork\tfailed\tnetwork.sh reported 1 failed step(s)\ndone\t-\tfailed\t1 failed step(s)\n';
+  const confirmed = `fallback_state=confirmed\nfallback_seconds=900\nfallback_confirmed_by=cli\nfallback_confirmed_after_s=9\n@@emergency-section restore-report\n${report}`;
+  it('the probe that finds the rescue carries its confirmation and report: one ssh run, and a failed restore step warned about', async () => {
     const remote = new FakeRemote('root', []);
-    const report = 'format\t1\t-\tr\nstep\tnetwork\tfailed\tnetwork.sh reported 1 failed step(s)\ndone\t-\tfailed\t1 failed step(s)\n';
-    remote.probeReplies = [
-      rescue,
-      {
-        code: 0,
-        stdout: `fallback_state=confirmed\nfallback_seconds=900\nfallback_confirmed_by=cli\nfallback_confirmed_after_s=9\n@@emergency-section restore-report\n${report}`,
-      },
-    ];
+    remote.probeReplies = [{ code: 0, stdout: `${rescue.stdout}${confirmed}` }];
+    const ui = new RecordingUi();
+    const up = await waitForRescue(remote, ui, { oldBootId: 'old-boot', triggeredAt: Date.now(), timeoutSeconds: 5, fallbackReboot: 900 });
+    assert.equal(remote.probes.length, 1, 'no second connection');
+    assert.match(remote.probes[0], /fallback-reboot\.sh confirm cli/);
+    assert.equal(up.answer?.fallback.fallback_state, 'confirmed');
+    assert.equal(up.answer?.report?.result, 'failed');
+    assert.ok(ui.lines.some((l) => /^warn restore: network failed: network\.sh reported 1/.test(l)));
+  });
+  it('a rescue whose probe answer says nothing more is confirmed in a second run, and warns about a failed restore step', async () => {
+    const remote = new FakeRemote('root', []);
+    remote.probeReplies = [rescue, { code: 0, stdout: confirmed }];
     const ui = new RecordingUi();
     await waitForRescue(remote, ui, { oldBootId: 'old-boot', triggeredAt: Date.now(), timeoutSeconds: 5, fallbackReboot: 900 });
+    assert.doesNotMatch(remote.probes[1], /boot_id/, 'the second run is the confirmation alone');
     assert.match(remote.probes[1], /fallback-reboot\.sh confirm cli/, 'the confirm call follows the verified probe');
     assert.ok(
       ui.lines.some((l) => /^info fallback reboot confirmed .* \(9 s into its 15 min\)/.test(l)),
