@@ -1,6 +1,7 @@
 /**
  * Who fetches a URL image, decided from preflight's URL probe (scripts/probe-url.sh): the host, straight into
- * the staging tmpfs, or this machine, which then streams it as a local image. Pure.
+ * the staging tmpfs, or this machine, which then streams it as a local image. And how a streamed tarball is
+ * verified on the host (planStream). Pure.
  */
 import type { UrlProbe } from './boundary/url-probe.js';
 import type { Image } from './image.js';
@@ -43,6 +44,20 @@ export function planFetch(
     };
   }
   return { via: 'host', fetcher, shaTool, tmpfsBytes: memory.tmpfsBytes + image.tarBytes };
+}
+
+/**
+ * How stage.sh checks a streamed tarball against its hash (docs/image-layout.md, "On the host"): `file` writes
+ * it whole into the tmpfs, hashes it and unpacks it only then, and needs the memory for the tarball on top of the
+ * staged files (as a host fetch does); `pipe` hashes it through tee while tar unpacks it, for a host without that
+ * memory. `file` is the faster on a slow CPU (busybox tee moves 1 KiB per system call; measured in QEMU TCG:
+ * 3.3-4.0 s against 9-15 s for the same 27 MB, docs/benchmarks.md).
+ */
+export type StreamPlan = { via: 'file'; tmpfsBytes: number } | { via: 'pipe' };
+
+/** The stream plan for a host with `availableBytes` of memory; `memory` is the checks' figures. */
+export function planStream(availableBytes: number, image: Pick<Image, 'tarBytes'>, memory: { beforeKexecBytes: number; tmpfsBytes: number }): StreamPlan {
+  return availableBytes >= memory.beforeKexecBytes + image.tarBytes ? { via: 'file', tmpfsBytes: memory.tmpfsBytes + image.tarBytes } : { via: 'pipe' };
 }
 
 /** "27.0 MB in 1.3 s (20.8 MB/s)": what the operator reads about a download. */

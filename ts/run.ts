@@ -5,7 +5,7 @@
  */
 import { RESTORE_REPORT } from './boundary/rescue.js';
 import { parseUrlProbe } from './boundary/url-probe.js';
-import { planFetch } from './image-fetch.js';
+import { planFetch, planStream } from './image-fetch.js';
 import { downloadForStreaming } from './image-source.js';
 import { describeFallback } from './fallback.js';
 import { buildImageWithNix, loadImage, type Image } from './image.js';
@@ -103,7 +103,9 @@ export async function run(options: Options, remote: Remote, ui: Ui, session: Ses
       staging = fetched.image;
     }
     const hostFetch = fetchPlan?.via === 'host' ? fetchPlan : undefined;
-    const staged = await ui.step('stage', () => stage(remote, ui, staging, place, session, hostFetch));
+    // A streamed tarball is written whole into the tmpfs and hashed there when the host has the memory for it.
+    const streamPlan = planStream(facts.mem_available_kb * 1024, staging, { beforeKexecBytes: verdict.memory.beforeKexecBytes, tmpfsBytes: place.tmpfsBytes });
+    const staged = await ui.step('stage', () => stage(remote, ui, staging, place, session, hostFetch, streamPlan));
     // Streamed and verified on the host: this machine's copy of a URL image is no longer needed.
     await session.download?.remove();
     session.download = undefined;

@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { parseStaged, parseStageFacts, type StagedImage } from '../boundary/stage.js';
-import type { HostFetch } from '../image-fetch.js';
+import type { HostFetch, StreamPlan } from '../image-fetch.js';
 import { describeHostFetch, hostFetchArgs } from '../image-source.js';
 import { StageError } from '../errors.js';
 import type { Image } from '../image.js';
@@ -44,9 +44,18 @@ function uploadStream(path: string, busybox: { offset: number; size: number }, o
 /**
  * Stages `image` at `place`; registers the keeper in `session` at once, so an interrupt at any point cleans up.
  * With `hostFetch` (a URL image the host can reach) the host downloads and verifies the tarball itself and
- * nothing is streamed (scripts/stage.sh, url mode).
+ * nothing is streamed (scripts/stage.sh, url mode); else `stream` says how the host checks the stream.
  */
-export async function stage(remote: Remote, ui: Ui, image: Image, place: StagePlace, session: Session, hostFetch?: HostFetch): Promise<Stage> {
+export async function stage(
+  remote: Remote,
+  ui: Ui,
+  image: Image,
+  place: StagePlace,
+  session: Session,
+  hostFetch?: HostFetch,
+  stream: StreamPlan = { via: 'pipe' },
+): Promise<Stage> {
+  const viaFile = !hostFetch && stream.via === 'file' ? stream : undefined;
   const total = hostFetch ? image.tarBytes : image.busybox.size + image.tarBytes;
   const progress = ui.progress(hostFetch ? 'host download' : 'upload', total);
   const keeper = remote.start([
@@ -54,12 +63,12 @@ export async function stage(remote: Remote, ui: Ui, image: Image, place: StagePl
       'stage.sh',
       place.parent,
       place.mode,
-      String(hostFetch ? hostFetch.tmpfsBytes : place.tmpfsBytes),
+      String(hostFetch ? hostFetch.tmpfsBytes : viaFile ? viaFile.tmpfsBytes : place.tmpfsBytes),
       String(image.busybox.size),
       hostFetch ? '-' : image.busybox.sha256,
       String(image.tarBytes),
       image.tarSha256,
-      ...(hostFetch ? hostFetchArgs(image, hostFetch) : []),
+      ...(hostFetch ? hostFetchArgs(image, hostFetch) : viaFile ? ['file'] : []),
     ),
   ]);
   session.stage = { keeper, dir: '', imageDir: '' };

@@ -101,13 +101,14 @@ async function changeImageAfterCheck(ctx: FaultContext, args: string[]): Promise
 }
 
 /**
- * Runs on the host as root until a stage is being extracted (our tmpfs is mounted and the tar has begun to
- * unpack into it), then prints where: the moment to interrupt an upload half-way.
+ * Runs on the host as root until the tarball is arriving (our tmpfs is mounted and the tar has begun to go into
+ * it: written whole to image.tar, or unpacked into emergency-image/ as it comes, scripts/stage.sh), then prints
+ * where: the moment to interrupt an upload half-way.
  */
-const WAIT_FOR_EXTRACTING = `i=0
+const WAIT_FOR_UPLOADING = `i=0
 while [ "$i" -lt 1200 ]; do
   for mp in $(awk '$1 == "emergency-stage" { print $2 }' /proc/mounts); do
-    if [ -d "$mp/emergency-image" ]; then echo "extracting $mp"; exit 0; fi
+    if [ -s "$mp/image.tar" ] || [ -d "$mp/emergency-image" ]; then echo "uploading $mp"; exit 0; fi
   done
   usleep 50000
   i=$((i + 1))
@@ -317,15 +318,15 @@ async function onTerminal(args: string[], opts: Parameters<typeof runCliInPty>[1
 
 /** Starts the CLI, waits until the host is unpacking the tar into our tmpfs, then signals the CLI. */
 async function interruptUpload(ctx: FaultContext, args: string[], signal: NodeJS.Signals, group: boolean): Promise<CliResult> {
-  const watch = ctx.server.ssh('root', WAIT_FOR_EXTRACTING, { timeoutMs: 90_000 });
+  const watch = ctx.server.ssh('root', WAIT_FOR_UPLOADING, { timeoutMs: 90_000 });
   const cli = startCli(args, { env: { ...process.env, TMPDIR: ctx.cliTmp } });
   const seen = await watch;
-  if (!/^extracting \/run\/emergency\.\d+$/m.test(seen.stdout)) {
+  if (!/^uploading \/run\/emergency\.\d+$/m.test(seen.stdout)) {
     // Left running, this --yes CLI would go on to rescue the server under the rows that follow.
     cli.signal('SIGKILL', { group: true });
     await cli.done;
   }
-  assert.match(seen.stdout, /^extracting \/run\/emergency\.\d+$/m, `the upload began: ${seen.stdout}${seen.stderr}`);
+  assert.match(seen.stdout, /^uploading \/run\/emergency\.\d+$/m, `the upload began: ${seen.stdout}${seen.stderr}`);
   cli.signal(signal, { group });
   return cli.done;
 }

@@ -28,6 +28,9 @@ const skip = !isRoot()
         ? 'needs unshare'
         : undefined;
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+/** stage.sh's two ways of checking a stream: through tee as tar unpacks it, or written whole first. */
+type Source = 'stream' | 'file';
+const SOURCES: Source[] = ['stream', 'file'];
 const SHELLS: [string, string[]][] = [
   ['dash', [which('dash')]],
   ['busybox ash', [busybox, 'ash']],
@@ -87,9 +90,10 @@ describe('stage.sh, streamed: the tarball hashed as it arrives (needs root)', { 
    * Runs stage.sh with `stream` on stdin, then EOF (which ends a stage that staged). The script lists what it
    * staged before it prints staged=1, so the test can see the files; afterwards the parent must be empty.
    */
-  const runStage = async (shell: string[], stream: Buffer, tarSha256: string, env: NodeJS.ProcessEnv = process.env) => {
+  const runStage = async (shell: string[], stream: Buffer, tarSha256: string, source: Source, env: NodeJS.ProcessEnv = process.env) => {
     const parent = mkdtempSync(join(dir, 'stage-'));
     const args = [parent, 'mkdir', String(32 << 20), String(busyboxBytes.length), sha256(busyboxBytes), String(tar.length), tarSha256];
+    if (source === 'file') args.push('file');
     const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
       const child = spawn('unshare', ['-m', '--propagation', 'private', ...shell, join(REPO, 'scripts/stage.sh'), ...args], {
         env,
@@ -108,63 +112,65 @@ describe('stage.sh, streamed: the tarball hashed as it arrives (needs root)', { 
     return { code: r.status, out: r.stdout, facts: output.facts, error: output.errors.join('; '), stderr: r.stderr, left };
   };
 
-  for (const [name, shell] of SHELLS) {
-    for (const [host, env] of [
-      ['GNU tools', () => process.env],
-      ['busybox applets only', () => ({ ...process.env, PATH: busyboxPath })],
-    ] as const) {
-      it(`under ${name}, ${host}: the intact stream stages (staged=1), and EOF removes the stage`, async () => {
-        const r = await runStage(shell, wire, sha256(tar), env());
-        assert.equal(r.code, 0, `${r.out}\n${r.stderr}`);
-        assert.equal(r.facts.staged, '1');
-        assert.match(r.facts.image_dir, /\/emergency\.\d+\/emergency-image$/);
-        assert.match(r.out, /^stage_removed=/m, 'the tmpfs is gone when stdin ends');
-        assert.equal(r.left, '0', 'nothing is left in the parent, no tmpfs is mounted');
+  for (const [shellName, shell] of SHELLS)
+    for (const source of SOURCES) {
+      const name = `${shellName}, ${source === 'file' ? 'the tarball whole in the tmpfs (file)' : 'through tee (stream)'}`;
+      for (const [host, env] of [
+        ['GNU tools', () => process.env],
+        ['busybox applets only', () => ({ ...process.env, PATH: busyboxPath })],
+      ] as const) {
+        it(`under ${name}, ${host}: the intact stream stages (staged=1), and EOF removes the stage`, async () => {
+          const r = await runStage(shell, wire, sha256(tar), source, env());
+          assert.equal(r.code, 0, `${r.out}\n${r.stderr}`);
+          assert.equal(r.facts.staged, '1');
+          assert.match(r.facts.image_dir, /\/emergency\.\d+\/emergency-image$/);
+          assert.match(r.out, /^stage_removed=/m, 'the tmpfs is gone when stdin ends');
+          assert.equal(r.left, '0', 'nothing is left in the parent, no tmpfs is mounted');
+        });
+      }
+
+      it(`under ${name}: bytes flipped in the initrd on the way are refused before staged=1, the tmpfs removed`, async () => {
+        const initrd = (await listTar(join(dir, 'image.tar'))).find((m) => m.path.endsWith('/initrd'))!;
+        const corrupt = Buffer.from(wire);
+        const at = busyboxBytes.length + initrd.dataOffset + Math.floor(initrd.size / 2);
+        for (let i = at; i < at + 16; i++) corrupt[i] ^= 0xff;
+        const r = await runStage(shell, corrupt, sha256(tar), source);
+        assert.equal(r.code, 1, r.out);
+        assert.match(
+          r.error,
+          new RegExp(
+            `^image checksum mismatch: the upload has sha256 ${sha256(corrupt.subarray(busyboxBytes.length))}, not the ${sha256(tar)} the image has; refused, nothing of it ran$`,
+          ),
+        );
+        assert.doesNotMatch(r.out, /^staged=1$/m);
+        assert.match(r.out, /^stage_removed=/m);
+        assert.equal(r.left, '0', 'the tmpfs and its directory are removed');
+      });
+
+      it(`under ${name}: a change in the end-of-archive blocks, which tar does not read, is refused too`, async () => {
+        const changed = Buffer.from(wire);
+        changed[changed.length - 1] ^= 1;
+        const r = await runStage(shell, changed, sha256(tar), source);
+        assert.equal(r.code, 1, r.out);
+        assert.match(r.error, /^image checksum mismatch/);
+        assert.equal(r.left, '0');
+      });
+
+      it(`under ${name}: an upload that breaks off half-way is refused, the tmpfs removed`, async () => {
+        const r = await runStage(shell, wire.subarray(0, busyboxBytes.length + Math.floor(tar.length / 2)), sha256(tar), source);
+        assert.equal(r.code, 1, r.out);
+        assert.match(r.error, /upload broke off|image checksum mismatch/);
+        assert.doesNotMatch(r.out, /^staged=1$/m);
+        assert.equal(r.left, '0');
+      });
+
+      it(`under ${name}: a busybox that is not the image's is refused before it runs`, async () => {
+        const other = Buffer.from(wire);
+        other[100] ^= 1;
+        const r = await runStage(shell, other, sha256(tar), source);
+        assert.equal(r.code, 1, r.out);
+        assert.match(r.error, /^busybox checksum mismatch/);
+        assert.equal(r.left, '0');
       });
     }
-
-    it(`under ${name}: bytes flipped in the initrd on the way are refused before staged=1, the tmpfs removed`, async () => {
-      const initrd = (await listTar(join(dir, 'image.tar'))).find((m) => m.path.endsWith('/initrd'))!;
-      const corrupt = Buffer.from(wire);
-      const at = busyboxBytes.length + initrd.dataOffset + Math.floor(initrd.size / 2);
-      for (let i = at; i < at + 16; i++) corrupt[i] ^= 0xff;
-      const r = await runStage(shell, corrupt, sha256(tar));
-      assert.equal(r.code, 1, r.out);
-      assert.match(
-        r.error,
-        new RegExp(
-          `^image checksum mismatch: the upload has sha256 ${sha256(corrupt.subarray(busyboxBytes.length))}, not the ${sha256(tar)} the image has; refused, nothing of it ran$`,
-        ),
-      );
-      assert.doesNotMatch(r.out, /^staged=1$/m);
-      assert.match(r.out, /^stage_removed=/m);
-      assert.equal(r.left, '0', 'the tmpfs and its directory are removed');
-    });
-
-    it(`under ${name}: a change in the end-of-archive blocks, which tar does not read, is refused too`, async () => {
-      const changed = Buffer.from(wire);
-      changed[changed.length - 1] ^= 1;
-      const r = await runStage(shell, changed, sha256(tar));
-      assert.equal(r.code, 1, r.out);
-      assert.match(r.error, /^image checksum mismatch/);
-      assert.equal(r.left, '0');
-    });
-
-    it(`under ${name}: an upload that breaks off half-way is refused, the tmpfs removed`, async () => {
-      const r = await runStage(shell, wire.subarray(0, busyboxBytes.length + Math.floor(tar.length / 2)), sha256(tar));
-      assert.equal(r.code, 1, r.out);
-      assert.match(r.error, /upload broke off|image checksum mismatch/);
-      assert.doesNotMatch(r.out, /^staged=1$/m);
-      assert.equal(r.left, '0');
-    });
-
-    it(`under ${name}: a busybox that is not the image's is refused before it runs`, async () => {
-      const other = Buffer.from(wire);
-      other[100] ^= 1;
-      const r = await runStage(shell, other, sha256(tar));
-      assert.equal(r.code, 1, r.out);
-      assert.match(r.error, /^busybox checksum mismatch/);
-      assert.equal(r.left, '0');
-    });
-  }
 });

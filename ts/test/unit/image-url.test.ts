@@ -8,7 +8,7 @@ import { after, describe, it } from 'node:test';
 import { parseUrlProbe, type UrlProbe } from '../../boundary/url-probe.js';
 import { UsageError } from '../../errors.js';
 import { parseScriptOutput } from '../../sections.js';
-import { describeRate, planFetch } from '../../image-fetch.js';
+import { describeRate, planFetch, planStream } from '../../image-fetch.js';
 import { hostFetchArgs } from '../../image-source.js';
 import { imageFromSidecar, parseImageSource, sidecarUrl } from '../../image-url.js';
 import { loadImage } from '../../image.js';
@@ -220,6 +220,13 @@ describe('planFetch: the host fetches, or this machine does', () => {
       else assert.ok(plan.via === 'operator' && expected.test(plan.reason), JSON.stringify(plan));
     });
   }
+  // A streamed tarball: written whole into the tmpfs when the memory for it is there on top, else through tee.
+  const streams: [string, number, ReturnType<typeof planStream>][] = [
+    ['plenty of memory: the tarball whole in the tmpfs', GiB, { via: 'file', tmpfsBytes: (150 << 20) + (100 << 20) }],
+    ['exactly enough for both', 400 << 20, { via: 'file', tmpfsBytes: (150 << 20) + (100 << 20) }],
+    ['enough for the staged files alone: hashed through tee as it unpacks', (400 << 20) - 1, { via: 'pipe' }],
+  ];
+  for (const [name, available, expected] of streams) it(`planStream: ${name}`, () => assert.deepEqual(planStream(available, image, memory), expected));
   it('the probe section is parsed by its schema, a missing or unknown line named', () => {
     const output = (body: string) => parseScriptOutput(`preflight_format=1\n@@emergency-section url-probe\n${body}`);
     assert.deepEqual(parseUrlProbe(output('url_fetcher=wget-busybox\nurl_sha256=busybox\nurl_copy=1\nurl_reachable=0\nurl_probe_error=No route to host\n')), {

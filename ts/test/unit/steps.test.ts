@@ -170,10 +170,19 @@ describe('stage', () => {
     const staged = await stage(remote, new RecordingUi(), image, place, session);
     assert.deepEqual([staged.dir, staged.imageDir], ['/run/emergency.7', '/run/emergency.7/emergency-image']);
     // The host checks the stream against the whole tarball's hash (docs/image-layout.md, "On the host").
-    assert.deepEqual(remote.calls[0].args.slice(3, 7), ['512', 'x', '4096', 'c'.repeat(64)]);
+    assert.deepEqual(remote.calls[0].args.slice(2), [String(64 << 20), '512', 'x', '4096', 'c'.repeat(64)]);
     assert.equal(session.stage, staged);
     assert.equal(await unstage(session, 1000), true, 'unstage ends the keeper');
     assert.equal(session.stage, undefined);
+  });
+  it('with the memory for it, the tarball goes whole into a tmpfs that also holds it (stage.sh file)', async () => {
+    const remote = new FakeRemote('root', [
+      { script: 'stage.sh', reply: {}, lines: ['stage_dir=/run/emergency.7', 'image_dir=/run/emergency.7/emergency-image', 'staged=1'], exit: false },
+    ]);
+    const session: Session = {};
+    await stage(remote, new RecordingUi(), image, place, session, undefined, { via: 'file', tmpfsBytes: (64 << 20) + 4096 });
+    assert.deepEqual(remote.calls[0].args.slice(2), [String((64 << 20) + 4096), '512', 'x', '4096', 'c'.repeat(64), 'file']);
+    assert.equal(await unstage(session, 1000), true);
   });
   const failures: [string, string[], RegExp, RegExp][] = [
     [
