@@ -107,7 +107,12 @@ export async function stage(
   const current: Stage = { keeper, ...where };
   session.stage = current;
   if (hostFetch) ui.info(describeHostFetch(image, parseStageFacts(output).fetch_cs));
-  ui.info(`staged in a tmpfs at ${where.dir}; checksums verified on the host`);
+  const verified = hostFetch
+    ? 'verified on the host with its own tools'
+    : viaFile
+      ? 'the tarball hashed on the host before it was unpacked'
+      : 'the tarball hashed on the host as it arrived';
+  ui.info(`staged in a tmpfs at ${where.dir}; ${verified}`);
   return current;
 }
 

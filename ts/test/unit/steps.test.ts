@@ -180,7 +180,9 @@ describe('stage', () => {
       { script: 'stage.sh', reply: {}, lines: ['stage_dir=/run/emergency.7', 'image_dir=/run/emergency.7/emergency-image', 'staged=1'], exit: false },
     ]);
     const session: Session = {};
-    await stage(remote, new RecordingUi(), image, place, session, undefined, { via: 'file', tmpfsBytes: (64 << 20) + 4096 });
+    const ui = new RecordingUi();
+    await stage(remote, ui, image, place, session, undefined, { via: 'file', tmpfsBytes: (64 << 20) + 4096 });
+    assert.ok(ui.lines.includes('info staged in a tmpfs at /run/emergency.7; the tarball hashed on the host before it was unpacked'), ui.lines.join('\n'));
     assert.deepEqual(remote.calls[0].args.slice(2), [String((64 << 20) + 4096), '512', 'x', '4096', 'c'.repeat(64), 'file']);
     assert.equal(await unstage(session, 1000), true);
   });
