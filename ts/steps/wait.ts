@@ -47,14 +47,6 @@ const POLL_MS = 250;
  * rescue is never noticed. A banner normally arrives in milliseconds, so a longer wait costs nothing then.
  */
 const BANNER_TIMEOUT_MS = 5000;
-/**
- * While a banner check waits, a fresh connection every BANNER_STAGGER_MS (at most BANNER_PARALLEL at once): a SYN
- * sent while the host was down (or, behind QEMU's port forward, before the rescue had its address) is resent only
- * seconds later by TCP, so one connection at a time noticed sshd up to about 2 s late (measured under TCG: sshd
- * listening 9.9 s after the trigger, its first banner 12.2 s). The first banner closes the others.
- */
-const BANNER_STAGGER_MS = 1000;
-const BANNER_PARALLEL = 3;
 /** A full probe runs at least this often even without a banner: a firewall may let ssh through but not us. */
 const PROBE_ANYWAY_MS = 15_000;
 /**
@@ -94,23 +86,16 @@ export function bannerTarget(sshG: string): BannerTarget | undefined {
   return { host, port };
 }
 
-/**
- * Whether an SSH server sends its banner (a line starting `SSH-`) on host:port within timeoutMs; sends nothing.
- * `signal` gives up early (false).
- */
-export function sshBanner(target: BannerTarget, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+/** Whether an SSH server sends its banner (a line starting `SSH-`) on host:port within timeoutMs; sends nothing. */
+export function sshBanner(target: BannerTarget, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = tcpConnect({ host: target.host, port: target.port });
     let received = '';
     const finish = (answered: boolean) => {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
       socket.destroy();
       resolve(answered);
     };
-    const onAbort = () => finish(false);
-    signal?.addEventListener('abort', onAbort);
-    if (signal?.aborted) onAbort();
     const timer = setTimeout(() => finish(false), timeoutMs);
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => {
@@ -121,39 +106,6 @@ export function sshBanner(target: BannerTarget, timeoutMs: number, signal?: Abor
     });
     socket.on('error', () => finish(false));
     socket.on('close', () => finish(false));
-  });
-}
-
-/**
- * Whether sshd sends a banner on host:port within timeoutMs, trying a fresh connection every `staggerMs` while the
- * earlier ones still wait (at most `parallel` at once). Ends early, false, when every connection so far failed
- * (refused, closed): the caller polls again.
- */
-export function sshBannerAny(target: BannerTarget, timeoutMs: number, staggerMs: number, parallel: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const started = Date.now();
-    let pending = 0;
-    let done = false;
-    const abort = new AbortController();
-    const finish = (answered: boolean) => {
-      if (done) return;
-      done = true;
-      clearInterval(timer);
-      abort.abort();
-      resolve(answered);
-    };
-    const attempt = () => {
-      pending++;
-      sshBanner(target, timeoutMs - (Date.now() - started), abort.signal).then((answered) => {
-        pending--;
-        if (answered) finish(true);
-        else if (pending === 0) finish(false);
-      });
-    };
-    const timer = setInterval(() => {
-      if (pending < parallel && Date.now() - started + staggerMs <= timeoutMs) attempt();
-    }, staggerMs);
-    attempt();
   });
 }
 
@@ -192,9 +144,7 @@ export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise
     const tick = Date.now();
     const slow = bannerTimeouts >= SLOW_AFTER_TIMEOUTS;
     const bannerTimeout = slow ? SLOW_BANNER_TIMEOUT_MS : BANNER_TIMEOUT_MS;
-    // Slow: one connection at a time, since each abandoned one leaves sshd work behind (SLOW_AFTER_TIMEOUTS).
-    const bannerCheck = target && tick - lastProbe < PROBE_ANYWAY_MS;
-    if (bannerCheck && !(await (slow ? sshBanner(target, bannerTimeout) : sshBannerAny(target, bannerTimeout, BANNER_STAGGER_MS, BANNER_PARALLEL)))) {
+    if (target && tick - lastProbe < PROBE_ANYWAY_MS && !(await sshBanner(target, bannerTimeout))) {
       if (Date.now() - tick >= bannerTimeout) bannerTimeouts++;
       goneAt ??= Date.now();
       lastError = `no SSH banner from ${target.host} port ${target.port}`;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import { describe, it } from 'node:test';
-import { bannerTarget, sshBanner, sshBannerAny } from '../../steps/wait.js';
+import { bannerTarget, sshBanner } from '../../steps/wait.js';
 
 /** `ssh -G` output as OpenSSH 9 prints it (lowercase keys, one per line), with `extra` lines first. */
 const sshG = (...extra: string[]) => [...extra, 'user root', 'hostname 127.0.0.1', 'port 2222', 'proxyusefdpass no', 'addressfamily any', ''].join('\n');
@@ -58,50 +58,5 @@ describe('sshBanner (loopback)', () => {
     const { server, port } = await listen(() => {});
     await new Promise((r) => server.close(r));
     assert.equal(await sshBanner({ host: '127.0.0.1', port }, 200), false);
-  });
-});
-
-describe('sshBannerAny (loopback): a fresh connection while earlier ones still wait', () => {
-  it('the first connection hangs, a later one gets the banner: true long before the first would time out', async () => {
-    let connections = 0;
-    const open: import('node:net').Socket[] = [];
-    const { server, port } = await listen((s) => {
-      open.push(s);
-      connections++;
-      if (connections > 1) s.write('SSH-2.0-x\r\n');
-    });
-    try {
-      const started = Date.now();
-      assert.equal(await sshBannerAny({ host: '127.0.0.1', port }, 5000, 100, 3), true);
-      assert.ok(Date.now() - started < 2000, `answered after ${Date.now() - started} ms, not at the 5 s timeout`);
-      assert.equal(connections, 2);
-    } finally {
-      for (const s of open) s.destroy();
-      await new Promise((r) => server.close(r));
-    }
-  });
-
-  it('never more than `parallel` connections at once; false at the timeout when all stay silent', async () => {
-    let connections = 0;
-    const open: import('node:net').Socket[] = [];
-    const { server, port } = await listen((s) => {
-      open.push(s);
-      connections++;
-    });
-    try {
-      assert.equal(await sshBannerAny({ host: '127.0.0.1', port }, 700, 100, 3), false);
-      assert.equal(connections, 3);
-    } finally {
-      for (const s of open) s.destroy();
-      await new Promise((r) => server.close(r));
-    }
-  });
-
-  it('refused at once: false without waiting for the timeout, so the caller polls again', async () => {
-    const { server, port } = await listen(() => {});
-    await new Promise((r) => server.close(r));
-    const started = Date.now();
-    assert.equal(await sshBannerAny({ host: '127.0.0.1', port }, 5000, 1000, 3), false);
-    assert.ok(Date.now() - started < 1000);
   });
 });
