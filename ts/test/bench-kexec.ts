@@ -140,7 +140,9 @@ async function jumpOnce(arch: Arch, imageTar: string, method: (typeof METHODS)[n
       throw new Error(`the rescue did not answer (marker ${watch.seen.marker === undefined ? 'not seen' : 'seen'}):\n${server.serialLog().slice(-3000)}`);
     const rescue = await Link.open(server, 'root');
     const zero = await kernelZero(rescue);
-    const dmesg = parsePrintkLines((await rescue.run('dmesg')).stdout);
+    const dmesgText = (await rescue.run('dmesg')).stdout;
+    keepDmesg(`${arch}-${method.name.replaceAll(' ', '')}`, dmesgText);
+    const dmesg = parsePrintkLines(dmesgText);
     await rescue.close().catch(() => {});
     const t0 = watch.seen.marker;
     const rel = (wall: number | undefined) => (wall === undefined ? undefined : (wall - t0) / 1000);
@@ -159,6 +161,12 @@ async function jumpOnce(arch: Arch, imageTar: string, method: (typeof METHODS)[n
   }
 }
 
+/** With EMERGENCY_BENCH_DMESG_DIR set, the rescue kernel's whole log is kept there, to compare a kexec'd boot line by line. */
+function keepDmesg(name: string, text: string): void {
+  const dir = process.env.EMERGENCY_BENCH_DMESG_DIR;
+  if (dir) writeFileSync(join(dir, `${name}.dmesg`), text);
+}
+
 /** The baseline: the same image booted directly in QEMU; times from QEMU's start. */
 async function directBoot(imageTar: string, arch: Arch): Promise<{ kernelZeroS: number; runInitS?: number; crngReadyS?: number; sshBannerS: number }> {
   const vm = await bootRescueImage(imageTar, { arch, timeoutMs: 240_000 });
@@ -168,7 +176,9 @@ async function directBoot(imageTar: string, arch: Arch): Promise<{ kernelZeroS: 
     const server = { port: vm.port, knownHostsFile: vm.knownHostsFile, keys: { root: vm.rootKey.path } } as unknown as TestServer;
     const link = await Link.open(server, 'root');
     const zero = await kernelZero(link);
-    const dmesg = parsePrintkLines((await link.run('dmesg')).stdout);
+    const dmesgText = (await link.run('dmesg')).stdout;
+    keepDmesg(`${arch}-direct`, dmesgText);
+    const dmesg = parsePrintkLines(dmesgText);
     await link.close().catch(() => {});
     const base = (zero - started) / 1000;
     const at = (s: number | undefined) => (s === undefined ? undefined : base + s);
