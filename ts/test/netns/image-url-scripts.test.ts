@@ -5,10 +5,9 @@
  * synthetic one in the layout; its busybox is this machine's busybox (it unpacks the tar once verified).
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -17,17 +16,12 @@ import { parseUrlProbe } from '../../boundary/url-probe.js';
 import { parseScriptOutput } from '../../sections.js';
 import { startFileServer, type FileServer } from '../lib/http-files.js';
 import { netnsUnavailable, ownNetns } from '../lib/own-netns.js';
+import { busyboxOnlyPath, SHELLS, sha256, which, writeFakeImage } from './fake-image.js';
 import { hasCommand, REPO } from './netns.js';
 
-const which = (name: string) => spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim();
 const busybox = which('busybox');
 const skip = netnsUnavailable() ?? (!busybox ? 'needs busybox' : !hasCommand('dash') ? 'needs dash' : undefined);
 const where = skip ? 'skipped' : await ownNetns(import.meta.url, []);
-const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
-const SHELLS: [string, string[]][] = [
-  ['dash', [which('dash')]],
-  ['busybox ash', [busybox, 'ash']],
-];
 
 if (where !== 'parent') {
   describe('probe-url.sh and stage.sh url mode (needs root)', { skip }, () => {
@@ -40,8 +34,6 @@ if (where !== 'parent') {
 
     before(async () => {
       dir = mkdtempSync(join(tmpdir(), 'emergency-url-scripts-'));
-      const image = join(dir, 'emergency-image');
-      mkdirSync(join(image, 'bin'), { recursive: true });
       const content: Record<string, string | Buffer> = {
         kernel: Buffer.alloc(300_000, 1),
         initrd: Buffer.alloc(200_001, 2),
@@ -53,24 +45,8 @@ if (where !== 'parent') {
         'bin/ip': Buffer.alloc(1000, 5),
         'image.info': 'format=1\narch=x86_64\nname=t\nrescue_unpacked_bytes=1\n',
       };
-      for (const [p, d] of Object.entries(content)) writeFileSync(join(image, p), d);
-      copyFileSync(busybox, join(image, 'bin/busybox'));
-      const names = [...Object.keys(content), 'bin/busybox'].sort();
-      writeFileSync(join(image, 'SHA256SUMS'), names.map((p) => `${sha256(readFileSync(join(image, p)))}  ${p}\n`).join(''));
       tar = join(dir, 'emergency-image-x86_64.tar');
-      execFileSync('tar', [
-        '--format=ustar',
-        '--owner=0',
-        '--group=0',
-        '--numeric-owner',
-        '--sort=name',
-        '--mtime=@0',
-        '-cf',
-        tar,
-        '-C',
-        dir,
-        'emergency-image',
-      ]);
+      writeFakeImage(dir, tar, busybox, content);
       execFileSync('sh', [join(REPO, 'scripts/image-sidecar.sh'), tar, `${tar}.meta`]);
       pin = sha256(readFileSync(tar));
       const evil = join(dir, 'evil.tar');
@@ -78,10 +54,7 @@ if (where !== 'parent') {
       bytes[2048 + 1000] ^= 1;
       writeFileSync(evil, bytes);
       files = await startFileServer('127.0.0.1', 8080, { '/i.tar': tar, '/i.tar.meta': `${tar}.meta`, '/evil.tar': evil });
-      busyboxPath = join(dir, 'bbin');
-      mkdirSync(busyboxPath);
-      for (const applet of execFileSync(busybox, ['--list'], { encoding: 'utf8' }).split('\n').filter(Boolean)) symlinkSync(busybox, join(busyboxPath, applet));
-      symlinkSync(busybox, join(busyboxPath, 'busybox'));
+      busyboxPath = busyboxOnlyPath(dir, busybox, true);
     });
     after(async () => {
       await files?.close();

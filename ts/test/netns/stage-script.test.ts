@@ -6,17 +6,16 @@
  * is a small synthetic one in the layout; its busybox is this machine's busybox.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseScriptOutput } from '../../sections.js';
 import { listTar } from '../../tar.js';
+import { busyboxOnlyPath, SHELLS, sha256, which, writeFakeImage } from './fake-image.js';
 import { hasCommand, isRoot, REPO } from './netns.js';
 
-const which = (name: string) => spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim();
 const busybox = which('busybox');
 const skip = !isRoot()
   ? 'needs root (stage.sh mounts a tmpfs, in a mount namespace of its own)'
@@ -27,14 +26,9 @@ const skip = !isRoot()
       : !hasCommand('unshare')
         ? 'needs unshare'
         : undefined;
-const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 /** stage.sh's two ways of checking a stream: through tee as tar unpacks it, or written whole first. */
 type Source = 'stream' | 'file';
 const SOURCES: Source[] = ['stream', 'file'];
-const SHELLS: [string, string[]][] = [
-  ['dash', [which('dash')]],
-  ['busybox ash', [busybox, 'ash']],
-];
 
 describe('stage.sh, streamed: the tarball hashed as it arrives (needs root)', { skip }, () => {
   let dir: string;
@@ -47,8 +41,6 @@ describe('stage.sh, streamed: the tarball hashed as it arrives (needs root)', { 
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'emergency-stage-script-'));
-    const image = join(dir, 'emergency-image');
-    mkdirSync(join(image, 'bin'), { recursive: true });
     const content: Record<string, string | Buffer> = {
       kernel: Buffer.alloc(3_000_000, 1),
       initrd: Buffer.alloc(2_000_001, 2),
@@ -57,30 +49,12 @@ describe('stage.sh, streamed: the tarball hashed as it arrives (needs root)', { 
       'bin/kexec': Buffer.alloc(1000, 4),
       'image.info': 'format=1\narch=x86_64\nname=t\nrescue_unpacked_bytes=1\n',
     };
-    for (const [p, d] of Object.entries(content)) writeFileSync(join(image, p), d);
-    copyFileSync(busybox, join(image, 'bin/busybox'));
-    const names = [...Object.keys(content), 'bin/busybox'].sort();
-    writeFileSync(join(image, 'SHA256SUMS'), names.map((p) => `${sha256(readFileSync(join(image, p)))}  ${p}\n`).join(''));
     const tarPath = join(dir, 'image.tar');
-    execFileSync('tar', [
-      '--format=ustar',
-      '--owner=0',
-      '--group=0',
-      '--numeric-owner',
-      '--sort=name',
-      '--mtime=@1',
-      '-cf',
-      tarPath,
-      '-C',
-      dir,
-      'emergency-image',
-    ]);
+    writeFakeImage(dir, tarPath, busybox, content);
     tar = readFileSync(tarPath);
     busyboxBytes = readFileSync(busybox);
     wire = Buffer.concat([busyboxBytes, tar]);
-    busyboxPath = join(dir, 'bbin');
-    mkdirSync(busyboxPath);
-    for (const applet of execFileSync(busybox, ['--list'], { encoding: 'utf8' }).split('\n').filter(Boolean)) symlinkSync(busybox, join(busyboxPath, applet));
+    busyboxPath = busyboxOnlyPath(dir, busybox);
   });
   after(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
