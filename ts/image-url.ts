@@ -14,7 +14,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { StageError, UsageError } from './errors.js';
-import { checkImageInfo, IMAGE_DIR, parseKeyValues, REQUIRED, type Image } from './image.js';
+import { checkImageInfo, IMAGE_DIR, imageBasics, parseKeyValues, REQUIRED, type Image } from './image.js';
 import { tarFiles } from './tar.js';
 
 /** Where the image comes from: a file on this machine (optionally pinned) or an http(s) URL (always pinned). */
@@ -133,22 +133,19 @@ export function imageFromSidecar(sidecar: Buffer, source: { url: string; sha256:
     return t;
   };
   const { info, cmdline } = checkImageInfo(label, copy('image.info'), copy('cmdline'));
-  const busybox = members.get('bin/busybox')!;
-  const sumsMember = members.get('SHA256SUMS')!;
+  const member = (name: string) => {
+    const m = members.get(name);
+    if (!m) throw bad(`lists no ${name}`);
+    return m;
+  };
+  const busybox = member('bin/busybox');
+  const sumsMember = member('SHA256SUMS');
   return {
     path: '',
-    tarBytes,
-    arch: info.arch,
-    name: info.name,
-    cmdline,
-    unpackedBytes: [...members.values()].reduce((sum, m) => sum + m.size, 0),
-    kernelBytes: members.get('kernel')!.size,
-    initrdBytes: members.get('initrd')!.size,
-    rescueUnpackedBytes: Number(info.rescue_unpacked_bytes),
+    ...imageBasics(tarBytes, new Map([...members].map(([name, m]) => [name, m.size])), info, cmdline),
     busybox: { offset: busybox.offset, size: busybox.size, sha256: busyboxSha256 },
     tarSha256: source.sha256,
-    sumsSha256: sha256(files.get(`${IMAGE_DIR}/SHA256SUMS`)!),
-    dynamicTools: members.has('lib/ld.so'),
+    sumsSha256: sha256(files.get(`${IMAGE_DIR}/SHA256SUMS`) ?? Buffer.alloc(0)),
     url: { url: source.url, sha256: source.sha256, busyboxOffset: busybox.offset, sumsOffset: sumsMember.offset, sumsBytes: sumsMember.size },
     // Checked against SHA256SUMS above like every copied file. The kernel is not in the sidecar, so its signers are
     // unknown: the lockdown check treats the kernel as unsigned (it refuses under lockdown, never passes wrongly).

@@ -133,25 +133,42 @@ export async function loadImage(path: string): Promise<Image> {
       'Rebuild the image or copy it again (a truncated or damaged copy cannot be used); nothing was sent to the host.',
     );
   }
-  const busybox = byName.get('bin/busybox')!;
+  const member = (name: string) => {
+    const m = byName.get(name);
+    if (!m) throw new Error(`image ${path} has no ${name} after the layout check`);
+    return m;
+  };
+  const busybox = member('bin/busybox');
   const busyboxData = await readTarMember(path, busybox);
   const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
   return {
     path,
+    ...imageBasics(tarBytes, new Map([...byName].map(([name, m]) => [name, m.size])), info, cmdline),
+    busybox: { offset: busybox.dataOffset, size: busybox.size, sha256: sha256(busyboxData) },
+    tarSha256: hashes.tarSha256,
+    sumsSha256: sha256(await readTarMember(path, member('SHA256SUMS'))),
+    drivers,
+    kernelSignature: kernelSignature(await readTarMember(path, member('kernel'))),
+  };
+}
+
+/**
+ * What every Image knows from its members' sizes (by path inside emergency-image/) and image.info, whether it was
+ * read from the tarball (loadImage) or from a URL image's sidecar (imageFromSidecar). The REQUIRED files are there:
+ * both callers checked the layout first.
+ */
+export function imageBasics(tarBytes: number, sizes: ReadonlyMap<string, number>, info: Record<string, string>, cmdline: string) {
+  const size = (name: string) => sizes.get(name) ?? 0;
+  return {
     tarBytes,
     arch: info.arch,
     name: info.name,
     cmdline,
-    unpackedBytes: [...byName.values()].reduce((sum, m) => sum + m.size, 0),
-    kernelBytes: byName.get('kernel')!.size,
-    initrdBytes: byName.get('initrd')!.size,
+    unpackedBytes: [...sizes.values()].reduce((sum, s) => sum + s, 0),
+    kernelBytes: size('kernel'),
+    initrdBytes: size('initrd'),
     rescueUnpackedBytes: Number(info.rescue_unpacked_bytes),
-    busybox: { offset: busybox.dataOffset, size: busybox.size, sha256: sha256(busyboxData) },
-    tarSha256: hashes.tarSha256,
-    sumsSha256: sha256(await readTarMember(path, byName.get('SHA256SUMS')!)),
-    dynamicTools: byName.has('lib/ld.so'),
-    drivers,
-    kernelSignature: kernelSignature(await readTarMember(path, byName.get('kernel')!)),
+    dynamicTools: sizes.has('lib/ld.so'),
   };
 }
 
