@@ -17,18 +17,45 @@ login_user=${1-}
 
 fact() { printf '%s=%s\n' "$1" "$2"; }
 has() { command -v "$1" >/dev/null 2>&1; }
-first_line() { if [ -r "$1" ]; then head -n 1 "$1" 2>/dev/null; fi; }
+# The helpers below set a variable instead of printing, so that no $(...) subshell is forked: the NIC and disk
+# loops call them a dozen times per device, and on a slow CPU (QEMU TCG: about 10 ms a fork) those subshells and
+# cats were a third of the whole preflight.
+# read_attr FILE: $attr is the file's first line, '' when it cannot be read (sysfs and procfs values are one line).
+read_attr() {
+  attr=''
+  IFS= read -r attr 2>/dev/null <"$1" || :
+}
+# resolve DIR: $resolved is DIR with every symlink resolved (`cd -P`), '' when it does not exist.
+resolve() {
+  resolved=''
+  if cd -P "$1" 2>/dev/null; then resolved=$PWD; fi
+  cd /
+}
+# squeeze TEXT: $squeezed is TEXT with runs of blanks made one space and none at either end (what `tr -s` and a sed
+# trim did), without globbing what it splits.
+squeeze() {
+  set -f
+  # shellcheck disable=SC2086 # split on purpose: that is the squeezing
+  set -- $1
+  squeezed="$*"
+  set +f
+}
 
 fact preflight_format 1
 fact arch "$(uname -m)"
-fact kernel "$(uname -r)"
+read_attr /proc/sys/kernel/osrelease
+release=${attr:-$(uname -r)}
+fact kernel "$release"
 fact uid "$(id -u)"
-fact hostname "$(cat /proc/sys/kernel/hostname 2>/dev/null || hostname)"
-fact boot_id "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
+read_attr /proc/sys/kernel/hostname
+fact hostname "${attr:-$(hostname)}"
+read_attr /proc/sys/kernel/random/boot_id
+fact boot_id "$attr"
 
 # kexec: the sysctl exists only in kernels built with kexec; 1 cannot be undone without a reboot.
 if [ -r /proc/sys/kernel/kexec_load_disabled ]; then
-  fact kexec_load_disabled "$(cat /proc/sys/kernel/kexec_load_disabled)"
+  read_attr /proc/sys/kernel/kexec_load_disabled
+  fact kexec_load_disabled "$attr"
 else
   fact kexec_load_disabled missing
 fi
@@ -43,9 +70,19 @@ elif grep -qw securityfs /proc/mounts 2>/dev/null; then
   lockdown=none
 fi
 fact lockdown "${lockdown:-unknown}"
-fact lockdown_cmdline "$(tr ' ' '\n' </proc/cmdline 2>/dev/null | sed -n 's/^lockdown=//p' | tail -n 1)"
-if has dmesg && dmesg >/dev/null 2>&1; then
-  fact lockdown_log "$(dmesg 2>/dev/null | sed -n 's/.*Kernel is locked down from \(.*\); see .*/\1/p' | tail -n 1)"
+# The last lockdown= word of the command line, as the kernel takes it.
+read_attr /proc/cmdline
+lockdown_cmdline=''
+set -f
+for word in $attr; do
+  case $word in lockdown=*) lockdown_cmdline=${word#lockdown=} ;; esac
+done
+set +f
+fact lockdown_cmdline "$lockdown_cmdline"
+# The last "locked down from" line of the kernel log; dmesg runs once (a large ring buffer is slow to read on a
+# slow CPU), its exit status telling an unreadable log (dmesg_restrict) from one without such a line.
+if has dmesg && kernel_log=$(dmesg 2>/dev/null); then
+  fact lockdown_log "$(printf '%s\n' "$kernel_log" | sed -n 's/.*Kernel is locked down from \(.*\); see .*/\1/p' | tail -n 1)"
 else
   fact lockdown_log unreadable
 fi
@@ -67,7 +104,7 @@ elif grep -qE '/(lxc|docker|libpod|kubepods)' /proc/1/cgroup 2>/dev/null; then c
 fi
 fact container "$container"
 virt=none
-if [ -r /sys/hypervisor/type ]; then virt=$(cat /sys/hypervisor/type); fi
+if [ -r /sys/hypervisor/type ]; then read_attr /sys/hypervisor/type; virt=$attr; fi
 if [ "$virt" = xen ] && [ ! -d /sys/hypervisor/properties ] && grep -q 'control_d' /proc/xen/capabilities 2>/dev/null; then virt=xen-dom0; fi
 if [ "$virt" = xen ] && grep -q 'pv' /sys/hypervisor/guest_type 2>/dev/null; then virt=xen-pv; fi
 fact virt "$virt"
@@ -83,8 +120,15 @@ while [ -z "$ssh_connection" ] && [ "${pid:-0}" -gt 1 ]; do
 done
 fact ssh_connection "$ssh_connection"
 
-fact mem_total_kb "$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo)"
-fact mem_available_kb "$(sed -n 's/^MemAvailable: *\([0-9]*\) kB/\1/p' /proc/meminfo)"
+mem_total_kb='' mem_available_kb=''
+while read -r key value _; do
+  case $key in
+    MemTotal:) mem_total_kb=$value ;;
+    MemAvailable:) mem_available_kb=$value ;;
+  esac
+done </proc/meminfo
+fact mem_total_kb "$mem_total_kb"
+fact mem_available_kb "$mem_available_kb"
 
 # Where a tmpfs can go: a directory on a writable filesystem to mkdir in, else any existing directory to
 # mount over (hidden only while the tmpfs is mounted). The mount table says which is writable, without writing.
@@ -166,12 +210,16 @@ printf '@@emergency-section block-devices\n'
 for dev in /sys/block/*; do
   [ -r "$dev/size" ] || continue
   name=${dev##*/}
-  case $name in loop* | ram* | zram*) [ "$(cat "$dev/size")" != 0 ] || continue ;; esac
-  model=$(tr -s ' \t' ' ' 2>/dev/null <"$dev/device/model" | sed 's/^ //; s/ $//')
-  printf 'disk\t%s\t%s\t%s\n' "$name" "$(cat "$dev/size")" "$model"
+  read_attr "$dev/size"
+  size=$attr
+  case $name in loop* | ram* | zram*) [ "$size" != 0 ] || continue ;; esac
+  read_attr "$dev/device/model"
+  squeeze "$attr"
+  printf 'disk\t%s\t%s\t%s\n' "$name" "$size" "$squeezed"
   for part in "$dev/$name"*; do
     [ -r "$part/partition" ] || continue
-    printf 'part\t%s\t%s\t\n' "${part##*/}" "$(cat "$part/size")"
+    read_attr "$part/size"
+    printf 'part\t%s\t%s\t\n' "${part##*/}" "$attr"
   done
 done
 printf '@@emergency-section disk-labels\n'
@@ -186,7 +234,10 @@ if has blkid && has timeout; then
 fi
 # The route the host takes back to the operator (replies leave from the address the connection came in on).
 operator=${ssh_connection%% *}
-server_address=$(printf '%s\n' "$ssh_connection" | cut -d ' ' -f 3)
+# The third word of "client port server port".
+third_word() { server_address=${3-}; }
+# shellcheck disable=SC2086 # split on purpose: its words are the fields
+third_word $ssh_connection
 if [ -n "$operator" ] && has ip; then
   printf '@@emergency-section route-back %s\n' "$operator"
   ip route get "$operator" from "$server_address" 2>/dev/null || ip route get "$operator" 2>&1
@@ -194,34 +245,42 @@ fi
 
 # NICs: every interface with a device behind it (bonds, VLANs and bridges have none). `cd -P` resolves the
 # driver and module links with nothing but sh.
-resolved() { (cd -P "$1" 2>/dev/null && pwd); }
-# The driver bound to a device, its module, and whether that was loaded (initstate exists only for loadable ones).
+# driver_of DEVICE: $driver_line is the driver bound to DEVICE, its module, and whether that was loaded
+# (initstate exists only for loadable modules); $driver_name and $module_name are its first two parts.
 driver_of() {
-  driver=$(resolved "$1/driver")
-  module=$(resolved "$1/driver/module")
-  module=${module##*/}
+  resolve "$1/driver"
+  driver_name=${resolved##*/}
+  resolve "$1/driver/module"
+  module_name=${resolved##*/}
   place=builtin
-  if [ -n "$module" ] && [ -e "/sys/module/$module/initstate" ]; then place=loadable; fi
-  printf '%s %s %s\n' "${driver##*/}" "${module:-${driver##*/}}" "$place"
+  if [ -n "$module_name" ] && [ -e "/sys/module/$module_name/initstate" ]; then place=loadable; fi
+  driver_line="$driver_name ${module_name:-$driver_name} $place"
 }
 nic_modules=' '
 for dev in /sys/class/net/*; do
   [ -e "$dev/device" ] || continue
-  device=$(resolved "$dev/device")
+  resolve "$dev/device"
+  device=$resolved
   printf '@@emergency-section nic %s\n' "${dev##*/}"
-  echo "address=$(cat "$dev/address" 2>/dev/null)"
+  read_attr "$dev/address"
+  echo "address=$attr"
   # A bond member shows the bond's MAC; its own stays in bonding_slave (and in the capture's permaddr).
-  echo "perm_address=$(cat "$dev/bonding_slave/perm_hwaddr" 2>/dev/null)"
-  echo "modalias=$(cat "$device/modalias" 2>/dev/null)"
+  read_attr "$dev/bonding_slave/perm_hwaddr"
+  echo "perm_address=$attr"
+  read_attr "$device/modalias"
+  echo "modalias=$attr"
   if [ -e "$device/driver" ]; then
-    echo "driver=$(driver_of "$device")"
-    nic_modules="$nic_modules$(resolved "$device/driver/module" | sed 's|.*/||') $(resolved "$device/driver" | sed 's|.*/||') "
+    driver_of "$device"
+    echo "driver=$driver_line"
+    nic_modules="$nic_modules$module_name $driver_name "
   fi
   # The buses it hangs off (virtio_pci under a virtio NIC, the USB host controller under a USB NIC).
   parent=${device%/*} depth=0
   while [ "$depth" -lt 4 ] && [ "${parent#/sys/devices/?}" != "$parent" ]; do
     if [ -e "$parent/driver" ] && [ -r "$parent/modalias" ]; then
-      echo "parent=$(cat "$parent/modalias") $(driver_of "$parent")"
+      read_attr "$parent/modalias"
+      driver_of "$parent"
+      echo "parent=$attr $driver_line"
     fi
     parent=${parent%/*} depth=$((depth + 1))
   done
@@ -229,8 +288,8 @@ done
 
 # Firmware the NICs' drivers declare and the host has, in the kernel's firmware search order.
 printf '@@emergency-section host-firmware\n'
-release=$(uname -r)
-custom=$(cat /sys/module/firmware_class/parameters/path 2>/dev/null)
+read_attr /sys/module/firmware_class/parameters/path
+custom=$attr
 for candidate in "$@"; do
   module=${candidate%%:*} file=${candidate#*:}
   case $nic_modules in *" $module "*) ;; *) continue ;; esac
