@@ -138,6 +138,25 @@ describe('capture-network.sh', () => {
       }
     });
 
+    test(`${shell.join(' ')}: an ip with JSON whose addr listing fails is that section's failure, not "no JSON", and the image's ip is asked`, {
+      skip: has('ip') ? false : 'no ip here',
+    }, () => {
+      // The addr section is also the JSON probe; only when it is not JSON does `link show lo` decide which it is.
+      const wrapper = fake(
+        'addr-fails',
+        'case "$*" in *"addr show"*) echo "Cannot send dump request: Operation not permitted" >&2; exit 1;; esac; exec ip "$@"',
+      );
+      const out = run(shell, wrapper);
+      assert.deepEqual(out.sections.find((s) => s.name === 'ip-addr')?.args, ['failed', '1']);
+      assert.match(out.sections.find((s) => s.name === 'ip-addr')?.body ?? '', /Operation not permitted/);
+      assert.ok(
+        out.sections.some((s) => s.name === 'ip-route4' && s.args.length === 0),
+        'the sections after it are still captured',
+      );
+      assert.ok(!out.sections.some((s) => s.name === 'capture-unavailable'));
+      assert.equal(captureNeedsImageIp(out), true);
+    });
+
     test(`${shell.join(' ')}: the ip command may be several words; a failing section is reported, not fatal`, {
       skip: has('ip') ? false : 'no ip here',
     }, () => {
