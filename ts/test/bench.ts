@@ -2,7 +2,7 @@
  * `npm run bench`: time-to-rescue of the QEMU test server (the end-to-end tests' server) against its physical
  * floor. A benchmark: it prints a table (and --json FILE), and asserts nothing about time.
  *
- *   npm run bench -- [--arch x86_64|aarch64] [--runs N] [--quick] [--json FILE] [--no-shaped] [--url-runs N] [--only-url]
+ *   npm run bench -- [--arch x86_64|aarch64] [--runs N] [--quick] [--json FILE] [--no-shaped] [--url-runs N] [--only-url] [--trace DIR]
  *
  * Per run: a fresh server; over one ssh ControlMaster, the round trip and the upload rate (the image tarball
  * itself streamed into the VM's /dev/shm), and — on the first run — where staging's time goes (tar -x and
@@ -23,7 +23,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,7 +31,8 @@ import { loadImage, type Image } from '../image.js';
 import { ARCHES, parseArch, type Arch } from '../test-image/arch.js';
 import { buildTestImage } from '../test-image/build.js';
 import { mb, median, memoryPeak, parseCliFacts, parseMemSamples, parseStepLines, renderTable, sec, type CliFacts } from './lib/bench-report.js';
-import { runCli, targetArgs } from './lib/cli.js';
+import { runCli, startCli, targetArgs } from './lib/cli.js';
+import { recordTimeline } from './lib/timeline.js';
 import { Link } from './lib/link.js';
 import { bootRescueImage } from './lib/rescue-vm.js';
 import { defaultScenario, startServer, type TestServer } from './lib/server.js';
@@ -156,8 +157,12 @@ async function stageParts(link: Link, image: Image, rttMs: number): Promise<NonN
 }
 
 /** Boots a fresh server, measures the link, rescues it with the CLI (watching its memory only when asked). */
-async function rescueOnce(imagePath: string, image: Image, opts: { first: boolean; arch: Arch; shaped?: boolean; watchMemory?: boolean }): Promise<RunResult> {
-  const { first, arch, shaped = false, watchMemory = false } = opts;
+async function rescueOnce(
+  imagePath: string,
+  image: Image,
+  opts: { first: boolean; arch: Arch; shaped?: boolean; watchMemory?: boolean; traceFile?: string },
+): Promise<RunResult> {
+  const { first, arch, shaped = false, watchMemory = false, traceFile } = opts;
   const server = await startServer(defaultScenario(), { log, arch, timeoutMs: 240_000 });
   let relay: Relay | undefined;
   try {
@@ -190,7 +195,15 @@ async function rescueOnce(imagePath: string, image: Image, opts: { first: boolea
       });
       await sampled;
     }
-    const cli = await runCli(['--yes', '--timeout', '480', '--image', imagePath, ...targetArgs(target, 'root')], { timeoutMs: 900_000 });
+    const args = ['--yes', '--timeout', '480', '--image', imagePath, ...targetArgs(target, 'root')];
+    let cli: Awaited<ReturnType<typeof runCli>>;
+    if (traceFile) {
+      const timeline = recordTimeline(server.vm.serialLogFile);
+      const run = startCli(args, { timeoutMs: 900_000 });
+      run.onStderrLine((line) => timeline.cli(line));
+      cli = await run.done;
+      timeline.finish(traceFile);
+    } else cli = await runCli(args, { timeoutMs: 900_000 });
     poller?.stop();
     await link.close().catch(() => {});
     if (cli.code !== 0)
@@ -366,6 +379,7 @@ async function main(): Promise<void> {
       'no-shaped': { type: 'boolean', default: false },
       'url-runs': { type: 'string' },
       'only-url': { type: 'boolean', default: false },
+      trace: { type: 'string' },
     },
   });
   const runs = Number(values.runs ?? (values.quick ? 1 : 3));
@@ -375,6 +389,7 @@ async function main(): Promise<void> {
   const onlyUrl = values['only-url'];
   if (onlyUrl && urlSkipped) throw new Error(`--only-url: the URL runs cannot run here (${urlSkipped})`);
   const arch = parseArch(values.arch);
+  if (values.trace) mkdirSync(values.trace, { recursive: true });
   const report: Report = {
     machine: machine(arch),
     image: { wireBytes: 0, tarBytes: 0, busyboxBytes: 0, kernelBytes: 0, initrdBytes: 0, unpackedBytes: 0, rescueUnpackedBytes: 0 },
@@ -391,7 +406,9 @@ async function main(): Promise<void> {
     await rescue.stop();
     for (let i = 0; i < runs; i++) {
       log(`rescue ${i + 1} of ${runs}`);
-      const r = await rescueOnce(imagePath, image, { first: i === 0, arch });
+      const traceFile = values.trace ? join(values.trace, `rescue-${i + 1}.txt`) : undefined;
+      const r = await rescueOnce(imagePath, image, { first: i === 0, arch, traceFile });
+      if (traceFile) log(`  timeline: ${traceFile}`);
       log(`  ${describeRun(r)}`);
       report.runs.push(r);
     }
