@@ -30,7 +30,8 @@ export function renderRestoreScript(plan: NetworkPlan): string {
     '# Each step runs even when an earlier one failed; running it twice gives the same state. Exit status: the',
     '# number of failed steps (at most 255). Interfaces are found by MAC; their old names are in the messages.',
     '# Environment (optional): EMERGENCY_CONSOLE (/dev/console), RESOLV_CONF (/etc/resolv.conf),',
-    '#   EMERGENCY_STATE_DIR (/run/emergency-network: marks DHCP clients already started).',
+    '#   EMERGENCY_STATE_DIR (/run/emergency-network: marks DHCP clients already started),',
+    '#   EMERGENCY_IP_BATCH (`no`: one `ip` per step; by default consecutive ip steps share one `ip -batch`).',
     networkLib(),
   ];
   const ifaces = new Map(plan.interfaces.map((i) => [i.name, i]));
@@ -44,34 +45,46 @@ export function renderRestoreScript(plan: NetworkPlan): string {
     return `if ${test}; then\n  ${code.replace(/\n/g, '\n  ')}\nelse\n  say ${shellQuote(`skipped: ${desc} (needs ${missing})`)}\nfi`;
   };
   const step = (desc: string, args: string) => `step ${shellQuote(desc)} ${args}`;
+  // A plain `ip` step: queued, and run with its neighbours in one `ip -batch` (scripts/network-lib.sh ip_step).
+  const ipStep = (desc: string, args: string) => `ip_step ${shellQuote(desc)} ${args}`;
 
   // What the planner left out says so here too, so the rescue's restore report lists it (scripts/restore.sh).
   if (plan.skipped.length > 0) out.push('', '# Left out by the planner (the reasons are in the plan).');
   for (const item of plan.skipped) out.push(`say ${shellQuote(`skipped: ${item.what}: ${item.reason}`)}`);
+  const label = (i: PlannedInterface) => (i.kind === 'loopback' ? 'lo' : `${i.name} (${i.mac})`);
+  // Router advertisements off where the old system took none: before the link comes up, so none slips in.
+  const ignoreRa = (i: PlannedInterface) =>
+    i.acceptRa ? [] : [guard([i.name], `ignore RA on ${label(i)}`, step(`ignore router advertisements on ${label(i)}`, `ignore_ra "$${i.id}"`))];
+
+  // The NICs first, with their sysctls: what is left of the interfaces' steps below are ip steps, which then run
+  // in one `ip -batch` (with the addresses and routes) instead of one between each pair of non-ip steps.
+  out.push('', '# NICs, found by MAC.');
+  for (const i of plan.interfaces.filter((x) => x.kind === 'nic')) {
+    const notFound = i.optional
+      ? `say ${shellQuote(`skipped: no interface has MAC ${i.mac} (was ${i.name}; optional)`)}`
+      : `failures=$((failures + 1))\n  say ${shellQuote(`FAILED: no interface has MAC ${i.mac} (was ${i.name})`)}`;
+    out.push(
+      `find_nic ${shellQuote(i.mac)}`,
+      `${i.id}=$nic`,
+      `if [ -n "$${i.id}" ]; then\n  say ${shellQuote(`${i.name} (${i.mac}) is`)} "$${i.id}"\nelse\n  ${notFound}\nfi`,
+      ...ignoreRa(i),
+    );
+  }
+
   out.push('', '# Interfaces, parents before children.');
   for (const i of plan.interfaces) {
-    const label = i.kind === 'loopback' ? 'lo' : `${i.name} (${i.mac})`;
     if (i.kind === 'loopback') out.push(`${i.id}=lo`);
-    if (i.kind === 'nic') {
-      const notFound = i.optional
-        ? `say ${shellQuote(`skipped: no interface has MAC ${i.mac} (was ${i.name}; optional)`)}`
-        : `failures=$((failures + 1))\n  say ${shellQuote(`FAILED: no interface has MAC ${i.mac} (was ${i.name})`)}`;
-      out.push(
-        `${i.id}=$(find_nic ${shellQuote(i.mac)}) || ${i.id}=''`,
-        `if [ -n "$${i.id}" ]; then\n  say ${shellQuote(`${i.name} (${i.mac}) is`)} "$${i.id}"\nelse\n  ${notFound}\nfi`,
-      );
-    }
     const kind = linkKind(i.kind);
     if (kind) {
       out.push(`${i.id}=${shellQuote(i.name)}`);
       const words = kind.create(i);
       const add = words.map((w) => (typeof w === 'string' ? shellQuote(w) : ref(w.dev))).join(' ');
-      const create = `step ${shellQuote(`create ${i.kind} ${label}`)} new_link "$${i.id}" ${add}`;
+      const create = `step ${shellQuote(`create ${i.kind} ${label(i)}`)} new_link "$${i.id}" ${add}`;
       // Created only once the interfaces it hangs off (a VLAN's parent) were found.
       const needs = words.filter((w): w is { dev: string } => typeof w !== 'string' && w.dev !== i.name).map((w) => w.dev);
-      out.push(needs.length > 0 ? guard(needs, `create ${i.kind} ${label}`, create) : create);
+      out.push(needs.length > 0 ? guard(needs, `create ${i.kind} ${label(i)}`, create) : create);
       // A later step must not touch an interface that could not be created.
-      out.push(`[ -e "/sys/class/net/$${i.id}" ] || ${i.id}=''`);
+      out.push(`[ -e "/sys/class/net/$${i.id}" ] || ${i.id}=''`, ...ignoreRa(i));
     }
     for (const m of plan.interfaces.filter((x) => x.master === i.name)) {
       const desc = `${m.name} into ${i.kind} ${i.name}`;
@@ -79,25 +92,22 @@ export function renderRestoreScript(plan: NetworkPlan): string {
     }
     if (i.primary) {
       const desc = `${i.primary} as primary of bond ${i.name}`;
-      out.push(guard([i.primary, i.name], desc, step(desc, `ip link set dev "$${i.id}" type ${i.kind} primary "$${ifaces.get(i.primary)!.id}"`)));
+      out.push(guard([i.primary, i.name], desc, ipStep(desc, `link set dev "$${i.id}" type ${i.kind} primary "$${ifaces.get(i.primary)!.id}"`)));
     }
     // Bond members take the bond's MTU; setting their own would fail.
     const master = i.master ? ifaces.get(i.master) : undefined;
     if (i.kind !== 'loopback' && !(master && linkKind(master.kind)?.membersTakeMtu)) {
-      out.push(guard([i.name], `MTU ${i.mtu} on ${label}`, step(`MTU ${i.mtu} on ${label}`, `ip link set dev "$${i.id}" mtu ${i.mtu}`)));
+      const desc = `MTU ${i.mtu} on ${label(i)}`;
+      out.push(guard([i.name], desc, ipStep(desc, `link set dev "$${i.id}" mtu ${i.mtu}`)));
     }
-    // Before the link comes up, so no advertisement slips in between.
-    if (i.kind !== 'loopback' && !i.acceptRa) {
-      out.push(guard([i.name], `ignore RA on ${label}`, step(`ignore router advertisements on ${label}`, `ignore_ra "$${i.id}"`)));
-    }
-    if (i.up) out.push(guard([i.name], `bring up ${label}`, step(`bring up ${label}`, `ip link set dev "$${i.id}" up`)));
+    if (i.up) out.push(guard([i.name], `bring up ${label(i)}`, ipStep(`bring up ${label(i)}`, `link set dev "$${i.id}" up`)));
   }
 
   out.push('', '# Addresses (dynamic ones too: the last lease stays while a DHCP client asks for a new one).');
   for (const i of plan.interfaces) {
     for (const a of i.addresses) {
       const desc = `address ${a.peer ? `${a.cidr.replace(/\/\d+$/, '')} peer ${a.peer}` : a.cidr} on ${i.name}`;
-      out.push(guard([i.name], desc, step(desc, `ip ${addressArgs(a, `"$${i.id}"`)}`)));
+      out.push(guard([i.name], desc, ipStep(desc, addressArgs(a, `"$${i.id}"`))));
     }
   }
 
@@ -105,7 +115,7 @@ export function renderRestoreScript(plan: NetworkPlan): string {
   for (const r of plan.routes) {
     const desc = describeRoute(r);
     const dev = r.dev === undefined ? undefined : ref(r.dev);
-    out.push(guard(r.dev ? [r.dev] : [], desc, step(desc, `ip ${routeArgs(r, dev)}`)));
+    out.push(guard(r.dev ? [r.dev] : [], desc, ipStep(desc, routeArgs(r, dev))));
   }
 
   if (plan.rules.length > 0) out.push('', '# Policy routing rules.');
@@ -136,12 +146,17 @@ export function renderRestoreScript(plan: NetworkPlan): string {
     if (i.dhcp4) out.push(guard([i.name], `DHCP on ${i.name}`, step(`start a DHCP client on ${i.name}`, `start_dhcp "$${i.id}"`)));
   }
 
-  out.push('', 'say "done: $failures failed step(s)"', 'if [ "$failures" -gt 255 ]; then failures=255; fi', 'exit "$failures"', '');
+  // The count is read before `say` would run the last queued ip steps.
+  out.push('', 'ip_flush', 'say "done: $failures failed step(s)"', 'if [ "$failures" -gt 255 ]; then failures=255; fi', 'exit "$failures"', '');
   return out.join('\n');
 }
 
+/**
+ * `ip addr replace` arguments. No -4/-6 (a batch line cannot carry ip's options): the address itself, always the
+ * first, tells ip the family.
+ */
 function addressArgs(a: PlannedAddress, dev: string): string {
-  const words = [a.family === 'inet6' ? '-6' : '-4', 'addr', 'replace'];
+  const words = ['addr', 'replace'];
   if (a.peer) words.push(a.cidr.replace(/\/\d+$/, ''), 'peer', a.peer);
   else words.push(a.cidr);
   if (a.broadcast) words.push('broadcast', a.broadcast);
@@ -151,10 +166,15 @@ function addressArgs(a: PlannedAddress, dev: string): string {
   return `${words.map(shellQuote).join(' ')} dev ${dev}`;
 }
 
+/**
+ * `ip route replace` arguments. No -4/-6 (a batch line cannot carry ip's options): the destination, the first
+ * address, tells ip the family, so `default` is written `0.0.0.0/0` or `::/0` (for ip the same route; without a
+ * family `default` would take it from the gateway, wrongly for an IPv4 route via an IPv6 one).
+ */
 function routeArgs(r: PlannedRoute, dev: string | undefined): string {
-  const words = [r.family === 'inet6' ? '-6' : '-4', 'route', 'replace'];
+  const words = ['route', 'replace'];
   if (r.type !== 'unicast') words.push(r.type);
-  words.push(r.dst);
+  words.push(r.dst === 'default' ? (r.family === 'inet6' ? '::/0' : '0.0.0.0/0') : r.dst);
   if (r.gateway) {
     words.push('via');
     if (r.gateway.family !== r.family) words.push(r.gateway.family);

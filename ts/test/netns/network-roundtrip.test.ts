@@ -1,7 +1,9 @@
 /**
  * Round trip through real network namespaces (needs root): configure a case in one namespace, capture it with
  * scripts/capture-network.sh, plan and render the restore script, run that script twice under dash and under
- * busybox ash in fresh namespaces whose NICs have the same MACs under other names, and compare the states.
+ * busybox ash in fresh namespaces whose NICs have the same MACs under other names, and compare the states. Each
+ * run is made twice: with the ip steps batched (the default) and with one ip per step (EMERGENCY_IP_BATCH=no, as
+ * with an ip without -batch); both must give the same state and the same report.
  */
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -18,6 +20,10 @@ import { buildOld, buildRescue, captureIn, cleanup, deleteNetns, hasCommand, isR
 const SHELLS: { name: string; argv: string[] }[] = [
   { name: 'dash', argv: ['dash'] },
   { name: 'busybox ash', argv: ['busybox', 'ash'] },
+];
+const MODES: { name: string; env: Record<string, string> }[] = [
+  { name: 'ip -batch', env: {} },
+  { name: 'one ip per step', env: { EMERGENCY_IP_BATCH: 'no' } },
 ];
 
 function whyNot(needs: string[] = []): string | false {
@@ -53,17 +59,26 @@ describe('network round trip through namespaces', () => {
     const work = mkdtempSync(join(dir, 'missing-'));
     const env = { ...process.env, EMERGENCY_CONSOLE: '/dev/null', RESOLV_CONF: join(work, 'resolv.conf'), EMERGENCY_STATE_DIR: work, EMERGENCY_NIC_WAIT: '1' };
     for (const shell of SHELLS.filter((s) => hasCommand(s.argv[0]))) {
-      const r = nsExec(rescue.ns, [...shell.argv, script], { env });
-      assert.equal(r.status, 1, `${shell.name}: exit status is the number of failed steps\n${r.stdout}`);
-      assert.match(r.stdout, /FAILED: no interface has MAC 52:54:00:12:34:02 \(was enp0s31f6\)/);
-      assert.match(r.stdout, /skipped: route default via 203\.0\.113\.65 dev enp0s31f6 onlink \(needs enp0s31f6\)/);
-      assert.match(r.stdout, /done: 1 failed step\(s\)/);
-      assert.match(readFileSync(env.RESOLV_CONF, 'utf8'), /^nameserver 185\.12\.64\.1$/m, 'later steps still ran');
+      const reports = MODES.map((mode) => {
+        const r = nsExec(rescue.ns, [...shell.argv, script], { env: { ...env, ...mode.env } });
+        const what = `${shell.name}, ${mode.name}`;
+        assert.equal(r.status, 1, `${what}: exit status is the number of failed steps\n${r.stdout}`);
+        assert.match(r.stdout, /FAILED: no interface has MAC 52:54:00:12:34:02 \(was enp0s31f6\)/);
+        assert.match(r.stdout, /skipped: route default via 203\.0\.113\.65 dev enp0s31f6 onlink \(needs enp0s31f6\)/);
+        // Queued ip steps run before anything is said: `ok: bring up lo` comes before the first skip.
+        assert.ok(r.stdout.indexOf('ok: bring up lo') < r.stdout.indexOf('skipped: MTU'), `${what}: in step order\n${r.stdout}`);
+        assert.match(r.stdout, /done: 1 failed step\(s\)/);
+        assert.match(readFileSync(env.RESOLV_CONF, 'utf8'), /^nameserver 185\.12\.64\.1$/m, 'later steps still ran');
+        return r.stdout;
+      });
+      assert.equal(reports[0], reports[1], `${shell.name}: the same report either way`);
     }
   });
 
   for (const c of CASES) {
     test(c.name, { skip: whyNot(c.needs) }, (t) => {
+      // Each run's report by shell and run, to compare the two modes.
+      const reports = new Map<string, string>();
       const old = buildOld(c);
       const expected = normalizedState(old.ns);
       const capture = parseNetworkCapture(parseScriptOutput(captureIn(old.ns, c)));
@@ -73,11 +88,12 @@ describe('network round trip through namespaces', () => {
       deleteNetns(old.ns);
       deleteNetns(old.wire);
 
-      for (const shell of SHELLS) {
+      for (const [shell, mode] of SHELLS.flatMap((s) => MODES.map((m) => [s, m] as const))) {
         if (!hasCommand(shell.argv[0])) {
           t.diagnostic(`${shell.name} is not installed: not run under it`);
           continue;
         }
+        const what = `${shell.name}, ${mode.name}`;
         const rescue = buildRescue(c, shell.argv[0]);
         const work = mkdtempSync(join(dir, `${c.name}-`));
         const env = {
@@ -87,11 +103,16 @@ describe('network round trip through namespaces', () => {
           RESOLV_CONF: join(work, 'resolv.conf'),
           EMERGENCY_STATE_DIR: join(work, 'state'),
           DHCP_LOG: join(work, 'dhcp.log'),
+          ...mode.env,
         };
-        for (const run of ['first', 'second']) {
+        for (const run of ['first', 'second'] as const) {
           const r = nsExec(rescue.ns, [...shell.argv, script], { env });
-          assert.equal(r.status, 0, `${shell.name}, ${run} run: exit ${r.status}\n${r.stdout}${r.stderr}`);
-          assert.deepEqual(normalizedState(rescue.ns), expected, `${shell.name}, ${run} run: state differs\n${r.stdout}`);
+          assert.equal(r.status, 0, `${what}, ${run} run: exit ${r.status}\n${r.stdout}${r.stderr}`);
+          assert.deepEqual(normalizedState(rescue.ns), expected, `${what}, ${run} run: state differs\n${r.stdout}`);
+          const key = `${shell.name} ${run}`;
+          const earlier = reports.get(key);
+          if (earlier === undefined) reports.set(key, r.stdout);
+          else assert.equal(r.stdout, earlier, `${what}, ${run} run: the report of the other mode`);
         }
 
         if (plan.dns) {

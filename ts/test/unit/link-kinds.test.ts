@@ -110,10 +110,10 @@ describe('link kinds: each entry drives plan, render, description and the test s
 
       const script = renderRestoreScript(plan);
       assert.match(script, row.creates);
-      assert.match(script, /ip -4 addr replace 192\.0\.2\.7\/24 dev "\$if_2"/);
+      assert.match(script, /ip_step '[^']+' addr replace 192\.0\.2\.7\/24 dev "\$if_2"/);
       if (row.nicIsMember) assert.match(script, /enslave "\$if_1" "\$if_2"/);
       // Bond members take the bond's MTU: the table says whether the NIC gets its own.
-      assert.equal(/ip link set dev "\$if_1" mtu/.test(script), !(row.nicIsMember && LINK_KINDS[row.kind].membersTakeMtu));
+      assert.equal(/ip_step '[^']+' link set dev "\$if_1" mtu/.test(script), !(row.nicIsMember && LINK_KINDS[row.kind].membersTakeMtu));
       for (const argv of [
         ['dash', '-n'],
         ['busybox', 'ash', '-n'],

@@ -12,6 +12,28 @@ const SYNTAX_CHECKERS = [
   ['busybox', 'ash', '-n'],
 ].filter((c) => has(c[0]));
 
+/** The rendered `ip_step DESC ARGS` lines, as [DESC, ARGS], in script order. */
+const ipSteps = (script: string) => [...script.matchAll(/^\s*ip_step '([^']*)' (.*)$/gm)].map((m) => [m[1], m[2]] as const);
+
+/**
+ * How many `ip -batch` runs the script makes when every interface is found: runs of ip steps between the commands
+ * that run the queue first (`step`, `find_nic`, the final `ip_flush`). The `say` of a guard's else branch does
+ * too, but only runs when an interface is missing.
+ */
+function batchRuns(script: string): number {
+  let runs = 0;
+  let queued = false;
+  for (const line of script.slice(script.indexOf('\n# NICs, found by MAC.')).split('\n')) {
+    if (/^\s*ip_step /.test(line)) {
+      if (!queued) runs++;
+      queued = true;
+    } else if (/^\s*(step |find_nic )|^ip_flush$/.test(line)) {
+      queued = false;
+    }
+  }
+  return runs;
+}
+
 /** The script without comments and single-quoted strings (descriptions and messages), i.e. only the code. */
 const codeOnly = (script: string) =>
   script
@@ -66,16 +88,81 @@ describe('renderRestoreScript', () => {
 
   test('routes are added on-link first, in the order of the plan', () => {
     const script = renderRestoreScript(fixture('ovh-failover').plan);
-    const hostRoute = script.indexOf('ip -6 route replace 2001:41d0:1:2ff:ff:ff:ff:ff metric 1024 dev');
-    const viaIt = script.indexOf('ip -6 route replace default via 2001:41d0:1:2ff:ff:ff:ff:ff');
+    const hostRoute = script.indexOf('route replace 2001:41d0:1:2ff:ff:ff:ff:ff metric 1024 dev');
+    const viaIt = script.indexOf('route replace ::/0 via 2001:41d0:1:2ff:ff:ff:ff:ff');
     assert.ok(hostRoute > 0 && viaIt > hostRoute, 'host route to the gateway before the route via it');
   });
 
-  test('onlink, IPv4 via IPv6 gateway and route metrics reach the ip command line', () => {
-    assert.match(renderRestoreScript(fixture('hetzner-dedicated').plan), /ip -4 route replace default via 203\.0\.113\.65 onlink dev "\$if_2"/);
-    assert.match(renderRestoreScript(fixture('ipv6-only').plan), /ip -4 route replace default via inet6 fe80::1 dev "\$if_2"/);
-    assert.match(renderRestoreScript(fixture('route-attributes').plan), /ip -4 route replace default via 10\.5\.0\.1 metric 10 mtu 1400 advmss 1360 dev/);
-  });
+  // One line per case: the step's description (its report line) and the words after `ip`.
+  const IP_STEPS: [fixture: string, desc: string, args: string][] = [
+    ['static-ipv4', 'bring up lo', 'link set dev "$if_1" up'],
+    ['static-ipv4', 'MTU 1500 on eth0 (52:54:00:12:34:01)', 'link set dev "$if_2" mtu 1500'],
+    ['static-ipv4', 'route default via 192.0.2.1 dev eth0', 'route replace 0.0.0.0/0 via 192.0.2.1 dev "$if_2"'],
+    ['hetzner-dedicated', 'address 2a01:4f8:a:b::2/64 on enp0s31f6', 'addr replace 2a01:4f8:a:b::2/64 nodad dev "$if_2"'],
+    ['hetzner-dedicated', 'route default via 203.0.113.65 dev enp0s31f6 onlink', 'route replace 0.0.0.0/0 via 203.0.113.65 onlink dev "$if_2"'],
+    ['hetzner-dedicated', 'route -6 default via fe80::1 dev enp0s31f6 metric 1024', 'route replace ::/0 via fe80::1 metric 1024 dev "$if_2"'],
+    ['ipv6-only', 'route default via inet6 fe80::1 dev ens3', 'route replace 0.0.0.0/0 via inet6 fe80::1 dev "$if_2"'],
+    [
+      'route-attributes',
+      'route default via 10.5.0.1 dev eth0 metric 10 mtu 1400 advmss 1360',
+      'route replace 0.0.0.0/0 via 10.5.0.1 metric 10 mtu 1400 advmss 1360 dev "$if_2"',
+    ],
+    ['route-attributes', 'route blackhole 10.66.0.0/16', 'route replace blackhole 10.66.0.0/16'],
+    ['route-attributes', 'route -6 blackhole 2001:db8:dead::/48 dev lo metric 1024', 'route replace blackhole 2001:db8:dead::/48 metric 1024 dev "$if_1"'],
+    ['many-addresses', 'address 10.3.0.2/24 on eth0', 'addr replace 10.3.0.2/24 broadcast 10.3.0.255 dev "$if_2"'],
+    ['many-addresses', 'address 10.4.0.2/24 on eth0', 'addr replace 10.4.0.2/24 noprefixroute dev "$if_2"'],
+    ['many-addresses', 'address 10.9.9.1 peer 10.9.9.2/32 on eth0', 'addr replace 10.9.9.1 peer 10.9.9.2/32 dev "$if_2"'],
+  ];
+  for (const [name, desc, args] of IP_STEPS) {
+    test(`${name}: ip_step '${desc}' ${args}`, () => {
+      assert.ok(
+        ipSteps(renderRestoreScript(fixture(name).plan)).some(([d, a]) => d === desc && a === args),
+        ipSteps(renderRestoreScript(fixture(name).plan)).join('\n'),
+      );
+    });
+  }
+
+  for (const name of fixtureNames()) {
+    test(`${name}: every plain ip step is queued, and its first address says its family (no -4/-6 in a batch)`, () => {
+      const { plan } = fixture(name);
+      const script = renderRestoreScript(plan);
+      assert.doesNotMatch(script, /^\s*step '[^']*' ip /m, 'no ip step outside the batch');
+      const steps = ipSteps(script);
+      for (const [desc, args] of steps) assert.doesNotMatch(args, /^-/, `${desc}: no option before the object`);
+      // One step per route and per address, in plan order; ip takes the family from the first address it reads.
+      const routes = steps.filter(([, a]) => a.startsWith('route replace '));
+      assert.equal(routes.length, plan.routes.length);
+      plan.routes.forEach((r, n) => {
+        const words = routes[n][1].split(' ').slice(r.type === 'unicast' ? 2 : 3);
+        assert.ok(words[0] !== 'default' && words[0].includes(':') === (r.family === 'inet6'), `${routes[n][0]}: ${words[0]} is ${r.family}`);
+      });
+      const addresses = steps.filter(([, a]) => a.startsWith('addr replace '));
+      const planned = plan.interfaces.flatMap((i) => i.addresses);
+      assert.equal(addresses.length, planned.length);
+      planned.forEach((a, n) => assert.equal(addresses[n][1].split(' ')[2].includes(':'), a.family === 'inet6', addresses[n][0]));
+      // The failure count is read after the last queued steps ran.
+      assert.match(script, /\nip_flush\nsay "done: \$failures failed step\(s\)"\n/);
+    });
+  }
+
+  // NICs and their sysctls come first, so the interfaces' ip steps, the addresses and the routes share one batch;
+  // virtual links are created (a non-ip step) between their parents' steps and their own.
+  const BATCHES: [fixture: string, ipSteps: number, runs: number][] = [
+    ['static-ipv4', 5, 1],
+    ['hetzner-dedicated', 7, 1],
+    ['swapped-names', 9, 1],
+    ['policy-routing', 12, 1],
+    ['aws-dhcp', 6, 1],
+    ['bridge', 11, 2],
+    ['bond-vlan-datacentre', 16, 4],
+  ];
+  for (const [name, steps, runs] of BATCHES) {
+    test(`${name}: ${steps} ip steps in ${runs} ip run(s)`, () => {
+      const script = renderRestoreScript(fixture(name).plan);
+      assert.equal(ipSteps(script).length, steps);
+      assert.equal(batchRuns(script), runs);
+    });
+  }
 
   test('bond, VLAN and bridge are created with their MAC, members enslaved, parents first', () => {
     const script = renderRestoreScript(fixture('bond-vlan-datacentre').plan);
@@ -84,15 +171,15 @@ describe('renderRestoreScript', () => {
     assert.ok(bond > 0 && vlan > bond, 'bond created before its VLAN');
     assert.ok(script.indexOf('enslave "$if_3" "$if_4"') > bond);
     // Bond members follow the bond's MTU; only the bond gets one.
-    assert.doesNotMatch(script, /ip link set dev "\$if_[23]" mtu/);
-    assert.match(script, /ip link set dev "\$if_4" mtu 9000/);
+    assert.doesNotMatch(script, /link set dev "\$if_[23]" mtu/);
+    assert.match(script, /ip_step '[^']+' link set dev "\$if_4" mtu 9000/);
   });
 
   test("a bond's primary member is set after the members are in, by its rescue name", () => {
     const { plan } = fixture('bond-vlan-datacentre');
     plan.interfaces.find((i) => i.name === 'bond0')!.primary = 'eno2';
     const script = renderRestoreScript(plan);
-    const primary = script.indexOf('ip link set dev "$if_4" type bond primary "$if_3"');
+    const primary = script.indexOf(`ip_step 'eno2 as primary of bond bond0' link set dev "$if_4" type bond primary "$if_3"`);
     assert.ok(primary > script.indexOf('enslave "$if_3" "$if_4"'), 'primary after the members are enslaved');
     assert.match(describePlan(plan), /bond0: bond, re-created with MAC \S+ .*primary eno2/);
   });
@@ -104,7 +191,12 @@ describe('renderRestoreScript', () => {
     // A static interface must not pick up RA routes the old system ignored, and the guard comes before `up`.
     const script = renderRestoreScript(fixture('static-ipv4').plan);
     assert.match(script, /ignore_ra "\$if_\d+"/);
-    assert.ok(script.indexOf('ignore_ra "$') < script.indexOf('ip link set dev "$if_2" up'), 'RA is switched off before the link comes up');
+    assert.ok(script.indexOf('ignore_ra "$if_2"') < script.indexOf('link set dev "$if_2" up'), 'RA is switched off before the link comes up');
+    const bond = renderRestoreScript(fixture('bond-vlan-datacentre').plan);
+    for (const id of ['if_4', 'if_5']) {
+      assert.ok(bond.indexOf(`ignore_ra "$${id}"`) > bond.indexOf(`new_link "$${id}"`), `${id}: RA off once it exists`);
+      assert.ok(bond.indexOf(`ignore_ra "$${id}"`) < bond.indexOf(`link set dev "$${id}" up`), `${id}: RA off before it comes up`);
+    }
   });
 });
 
