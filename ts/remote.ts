@@ -3,6 +3,7 @@
  * never build ssh command lines themselves.
  */
 import type { Readable, Writable } from 'node:stream';
+import type { HeldConnection } from './held-connection.js';
 import type { RemoteScript } from './shell-quote.js';
 
 /** How a script leaves the host. */
@@ -50,8 +51,11 @@ export interface Remote {
   start(scripts: RemoteScript[], options?: RunOptions): RemoteProcess;
   /** Sets the sudo password (held in memory only, sent on sudo's stdin). */
   setPassword(password: Buffer): void;
-  /** One fresh connection as `user` (no shared connection), for polling across the kexec; never throws for ssh failures. */
-  probe(user: string, command: string, connectTimeoutSeconds: number): Promise<RunResult>;
+  /**
+   * One fresh connection as `user` (no shared connection), for polling across the kexec; never throws for ssh
+   * failures. Over `held` (a banner check's connection to sshd) when given; the caller closes it after.
+   */
+  probe(user: string, command: string, connectTimeoutSeconds: number, held?: HeldConnection): Promise<RunResult>;
   /** What `ssh -G` resolves for the destination (hostname, port, proxies). */
   sshConfig(): Promise<string>;
   /** An interactive session as `user` on the operator's terminal; resolves with ssh's exit code. */

@@ -8,8 +8,10 @@ import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { $ } from 'zx';
 import { ConnectionError, EmergencyError, ExitCode, HostKeyChangedError, UsageError } from './errors.js';
+import type { HeldConnection } from './held-connection.js';
 import type { Become, Remote, RemoteProcess, RunOptions, RunResult } from './remote.js';
 import { scriptCommand, shellJoin, type RemoteScript } from './shell-quote.js';
 
@@ -38,6 +40,16 @@ export function loginCommand(target: SshTarget, user: string): string {
   const at = target.destination.lastIndexOf('@');
   if (at >= 0) return shellJoin([...args, `${user}@${target.destination.slice(at + 1)}`]);
   return shellJoin([...args, '-l', user, target.destination]);
+}
+
+/**
+ * The ProxyCommand that joins ssh to a HeldConnection served on the unix socket `socketPath`: this very node and
+ * dist/ssh-relay.js beside this module (so `nix run` and an npm install carry it), quoted for the shell ssh runs it
+ * with (`$SHELL -c 'exec COMMAND'`: ssh adds the exec), `%` doubled because ssh expands %h, %p… in it.
+ */
+export function relayProxyCommand(socketPath: string, node = process.execPath): string {
+  const relay = fileURLToPath(new URL('./ssh-relay.js', import.meta.url));
+  return shellJoin([node, relay, socketPath]).replaceAll('%', '%%');
 }
 
 /** ssh exits 255 for its own failures; our scripts never use that code. */
@@ -121,6 +133,7 @@ export class SshRemote implements Remote {
   private controlDir = '';
   private password?: Buffer;
   private resolvedConfig = '';
+  private relays = 0;
 
   constructor(private readonly target: SshTarget) {
     checkSshOptions(target.options);
@@ -290,11 +303,25 @@ export class SshRemote implements Remote {
   }
 
   /**
-   * One fresh connection (no ControlMaster) as `user`, for polling the host across the kexec.
+   * One fresh connection (no ControlMaster) as `user`, for polling the host across the kexec; over `held`, the
+   * connection a banner check opened, when given (served in our private control directory, mode 0700).
    * Never throws for ssh failures: the caller decides what each outcome means.
    */
-  async probe(user: string, command: string, connectTimeoutSeconds: number): Promise<RunResult> {
+  async probe(user: string, command: string, connectTimeoutSeconds: number, held?: HeldConnection): Promise<RunResult> {
+    const proxy: string[] = [];
+    if (held && this.controlDir) {
+      const socketPath = join(this.controlDir, `relay-${++this.relays}`);
+      // Listening can fail (TMPDIR too long for a unix socket path): then the probe makes its own connection.
+      if (
+        await held.serve(socketPath).then(
+          () => true,
+          () => false,
+        )
+      )
+        proxy.push('-o', `ProxyCommand=${relayProxyCommand(socketPath)}`);
+    }
     const out = await $({ quiet: true, nothrow: true, input: '' })`ssh ${[
+      ...proxy,
       '-o',
       'ControlMaster=no',
       '-o',

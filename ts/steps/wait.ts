@@ -5,14 +5,17 @@
  * A full ssh probe started while the machine reboots can hang for its whole ConnectTimeout (the connection is
  * accepted by a NAT or port forward, or SYNs go unanswered), so sshd coming up is noticed by a cheap check
  * first: a TCP connection to the host and port `ssh -G` resolves, answered by an `SSH-` banner line. Only then
- * the full probe, which is what proves the boot id, the rescue marker and the host key.
+ * the full probe, which is what proves the boot id, the rescue marker and the host key. The probe's ssh runs over
+ * the connection that saw the banner (ts/held-connection.ts) where it can: a fresh one makes the rescue's sshd
+ * fork and re-execute a child again before the key exchange.
  */
 import { connect as tcpConnect } from 'node:net';
+import { HeldConnection } from '../held-connection.js';
 import { CONFIRM_AND_REPORT, parseRescueAnswer, type RescueAnswer } from '../boundary/rescue.js';
 import { shellQuote } from '../shell-quote.js';
 import { EmergencyError, ExitCode, HostKeyChangedError } from '../errors.js';
 import { clockTime, describeConfirmation, explainUnexpectedBoot, reportWarnings } from '../fallback.js';
-import type { Remote } from '../remote.js';
+import type { Remote, RunResult } from '../remote.js';
 import { SSH_FAILED } from '../ssh.js';
 import type { Ui } from '../ui.js';
 
@@ -64,6 +67,18 @@ const SLOW_PROBE_CONNECT_TIMEOUT_S = 15;
 export interface BannerTarget {
   host: string;
   port: number;
+  /** AddressFamily inet or inet6: connect only over IPv4 (4) or IPv6 (6), as ssh would. */
+  family?: 4 | 6;
+}
+
+/** `ssh -G` output as a map, the first value of each key winning (as in ssh). Pure. */
+function sshGValues(sshG: string): Map<string, string> {
+  const values = new Map<string, string>();
+  for (const line of sshG.split('\n')) {
+    const match = /^\s*(\S+)\s+(.*?)\s*$/.exec(line);
+    if (match && !values.has(match[1].toLowerCase())) values.set(match[1].toLowerCase(), match[2]);
+  }
+  return values;
 }
 
 /**
@@ -71,11 +86,7 @@ export interface BannerTarget {
  * ProxyCommand stands between us and sshd (only ssh knows how to get there), or the output names no host.
  */
 export function bannerTarget(sshG: string): BannerTarget | undefined {
-  const values = new Map<string, string>();
-  for (const line of sshG.split('\n')) {
-    const match = /^\s*(\S+)\s+(.*?)\s*$/.exec(line);
-    if (match && !values.has(match[1].toLowerCase())) values.set(match[1].toLowerCase(), match[2]);
-  }
+  const values = sshGValues(sshG);
   for (const proxy of ['proxyjump', 'proxycommand']) {
     const value = values.get(proxy);
     if (value && value.toLowerCase() !== 'none') return undefined;
@@ -83,31 +94,54 @@ export function bannerTarget(sshG: string): BannerTarget | undefined {
   const host = values.get('hostname');
   const port = Number(values.get('port') ?? '22');
   if (!host || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
-  return { host, port };
+  const family = { inet: 4, inet6: 6 }[values.get('addressfamily') ?? ''] as 4 | 6 | undefined;
+  return family ? { host, port, family } : { host, port };
 }
 
-/** Whether an SSH server sends its banner (a line starting `SSH-`) on host:port within timeoutMs; sends nothing. */
-export function sshBanner(target: BannerTarget, timeoutMs: number): Promise<boolean> {
+/**
+ * Whether the probe's ssh may use the banner check's connection (`ssh -G` output), so that it authenticates the
+ * same as over a connection of its own: not when ssh would bind the connection's source itself (BindAddress,
+ * BindInterface: sshd may allow logins by source address), nor when it would canonicalize the host name (with a
+ * proxy it does not, and would look the host key up under another name). Pure.
+ */
+export function canHandOver(sshG: string): boolean {
+  const values = sshGValues(sshG);
+  return !values.has('bindaddress') && !values.has('bindinterface') && (values.get('canonicalizehostname') ?? 'false') === 'false';
+}
+
+/**
+ * Whether an SSH server sends its banner (a line starting `SSH-`) on host:port within timeoutMs; sends nothing.
+ * When it does, the connection is kept, paused, with every byte read so far: close() it or hand it to a probe.
+ */
+export function sshBanner(target: BannerTarget, timeoutMs: number): Promise<HeldConnection | undefined> {
   return new Promise((resolve) => {
-    const socket = tcpConnect({ host: target.host, port: target.port });
+    const socket = tcpConnect({ host: target.host, port: target.port, ...(target.family && { family: target.family }) });
+    const chunks: Buffer[] = [];
     let received = '';
-    const finish = (answered: boolean) => {
+    const finish = (held?: HeldConnection) => {
       clearTimeout(timer);
-      socket.destroy();
-      resolve(answered);
+      socket.off('data', onData).off('error', onEnd).off('close', onEnd);
+      if (!held) socket.destroy();
+      resolve(held);
     };
-    const timer = setTimeout(() => finish(false), timeoutMs);
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => {
-      received += chunk;
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      received += chunk.toString('latin1');
       // RFC 4253 4.2: the server may send other lines before the version line.
-      if (received.split('\n').some((line) => line.startsWith('SSH-'))) finish(true);
-      else if (received.length > 8192) finish(false);
-    });
-    socket.on('error', () => finish(false));
-    socket.on('close', () => finish(false));
+      if (received.split('\n').some((line) => line.startsWith('SSH-'))) finish(new HeldConnection(socket, Buffer.concat(chunks)));
+      else if (received.length > 8192) finish();
+    };
+    const onEnd = () => finish();
+    const timer = setTimeout(onEnd, timeoutMs);
+    socket.on('data', onData);
+    socket.on('error', onEnd);
+    socket.on('close', onEnd);
   });
 }
+
+/** ssh's failures that are answers, the same over any connection: they are not retried on a fresh one. */
+const HOST_KEY_CHANGED = /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed/i;
+const PERMISSION_DENIED = /Permission denied/i;
 
 const sleepUntil = (at: number) => new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
 
@@ -134,7 +168,10 @@ export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise
   const destination = remote.destination;
   const started = w.triggeredAt;
   const deadline = started + w.timeoutSeconds * 1000;
-  const target = bannerTarget(await remote.sshConfig().catch(() => ''));
+  const sshG = await remote.sshConfig().catch(() => '');
+  const target = bannerTarget(sshG);
+  // Cleared when a relay never connected (a broken install, say): every later probe then makes its own connection.
+  let handOver = canHandOver(sshG);
   const probe = probeCommand(w.oldBootId);
   let goneAt: number | undefined;
   let lastError = '';
@@ -144,7 +181,8 @@ export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise
     const tick = Date.now();
     const slow = bannerTimeouts >= SLOW_AFTER_TIMEOUTS;
     const bannerTimeout = slow ? SLOW_BANNER_TIMEOUT_MS : BANNER_TIMEOUT_MS;
-    if (target && tick - lastProbe < PROBE_ANYWAY_MS && !(await sshBanner(target, bannerTimeout))) {
+    const held = target && tick - lastProbe < PROBE_ANYWAY_MS ? await sshBanner(target, bannerTimeout) : undefined;
+    if (target && tick - lastProbe < PROBE_ANYWAY_MS && !held) {
       if (Date.now() - tick >= bannerTimeout) bannerTimeouts++;
       goneAt ??= Date.now();
       lastError = `no SSH banner from ${target.host} port ${target.port}`;
@@ -153,10 +191,21 @@ export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise
     }
     lastProbe = Date.now();
     const probeTimeout = slow ? SLOW_PROBE_CONNECT_TIMEOUT_S : PROBE_CONNECT_TIMEOUT_S;
-    let result = await remote.probe('root', probe, probeTimeout);
+    let result: RunResult | undefined;
+    if (held) {
+      try {
+        if (handOver && held.alive) result = await remote.probe('root', probe, probeTimeout, held);
+      } finally {
+        held.close();
+      }
+      if (result && !held.handedOver) handOver = false;
+      // The held connection died, or ssh failed on it: the probe as it would run without one, in this same round.
+      if (result?.code === SSH_FAILED && !HOST_KEY_CHANGED.test(result.stderr) && !PERMISSION_DENIED.test(result.stderr)) result = undefined;
+    }
+    result ??= await remote.probe('root', probe, probeTimeout);
     // The rescue system always lets root in with the operator's key; the installed system may not. Asking as the
     // login user then tells the old system (same boot) from the installed one coming back (a new boot).
-    if (result.code === SSH_FAILED && /Permission denied/i.test(result.stderr) && remote.loginUser !== 'root') {
+    if (result.code === SSH_FAILED && PERMISSION_DENIED.test(result.stderr) && remote.loginUser !== 'root') {
       const asUser = await remote.probe(remote.loginUser, probe, probeTimeout);
       if (asUser.code === 0) result = asUser;
     }
@@ -178,11 +227,11 @@ export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise
       // The old system still answers: whatever failed before did not mean it had gone.
       goneAt = undefined;
     } else if (result.code === SSH_FAILED) {
-      if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed/i.test(result.stderr)) {
+      if (HOST_KEY_CHANGED.test(result.stderr)) {
         throw new HostKeyChangedError(destination, result.stderr.trim());
       }
       // The old system may refuse root logins (the operator came in through sudo): that is not "gone".
-      if (!/Permission denied/i.test(result.stderr)) goneAt ??= Date.now();
+      if (!PERMISSION_DENIED.test(result.stderr)) goneAt ??= Date.now();
       lastError = result.stderr.trim().split('\n').pop() ?? '';
     }
     await sleepUntil(tick + POLL_MS);

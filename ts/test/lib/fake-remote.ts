@@ -4,7 +4,10 @@
  *
  *   const remote = new FakeRemote('admin', [{ script: 'preflight.sh', as: 'sudo', reply: { code: 1, stderr: 'sudo: a password is required' } }]);
  */
+import { connect } from 'node:net';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import type { HeldConnection } from '../../held-connection.js';
 import type { Become, Remote, RemoteProcess, RunOptions, RunResult } from '../../remote.js';
 import type { RemoteScript } from '../../shell-quote.js';
 import type { Ui } from '../../ui.js';
@@ -40,6 +43,15 @@ export class FakeRemote implements Remote {
   password?: Buffer;
   closed = false;
   probeReplies: Partial<RunResult>[] = [];
+  /** For each probe, whether it was given a banner check's held connection. */
+  readonly probesOver: boolean[] = [];
+  /**
+   * What sshConfig() returns. The default's ProxyJump means no banner check: every poll is a full probe, which is
+   * what most tests script; a test that sets a loopback HostName and port gets banner checks against it.
+   */
+  sshG = 'hostname fake-host\nport 22\nproxyjump jump\n';
+  /** Where a probe given a held connection serves it, for a relay to connect (as SshRemote does); unset: none does. */
+  relayDir?: string;
 
   constructor(
     public loginUser: string,
@@ -90,15 +102,24 @@ export class FakeRemote implements Remote {
     this.password = password;
   }
 
-  async probe(_user: string, command: string): Promise<RunResult> {
+  async probe(_user: string, command: string, _timeout: number, held?: HeldConnection): Promise<RunResult> {
     this.probes.push(command);
+    this.probesOver.push(held !== undefined);
+    if (held && this.relayDir) {
+      // What ssh's ProxyCommand would do: connect to the served socket (and so take the connection over).
+      const path = join(this.relayDir, `relay-${this.probes.length}`);
+      await held.serve(path);
+      const relay = connect(path);
+      // The replayed banner is the first thing a relay receives: the connection is handed over by then.
+      await new Promise((resolve) => relay.once('data', resolve).once('close', resolve));
+      relay.destroy();
+    }
     const next = this.probeReplies.shift() ?? { code: 255, stderr: 'ssh: connect to host fake-host port 22: Connection refused' };
     return { code: next.code ?? 0, stdout: next.stdout ?? '', stderr: next.stderr ?? '' };
   }
 
   async sshConfig(): Promise<string> {
-    // A ProxyJump means no banner check: every poll is a full probe, which is what these tests script.
-    return 'hostname fake-host\nport 22\nproxyjump jump\n';
+    return this.sshG;
   }
 
   async interactive(): Promise<number> {

@@ -1,14 +1,19 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { describe, it } from 'node:test';
-import { bannerTarget, sshBanner } from '../../steps/wait.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { ExitCode } from '../../errors.js';
+import { bannerTarget, canHandOver, sshBanner, waitForRescue } from '../../steps/wait.js';
+import { FakeRemote, RecordingUi } from '../lib/fake-remote.js';
 
 /** `ssh -G` output as OpenSSH 9 prints it (lowercase keys, one per line), with `extra` lines first. */
 const sshG = (...extra: string[]) => [...extra, 'user root', 'hostname 127.0.0.1', 'port 2222', 'proxyusefdpass no', 'addressfamily any', ''].join('\n');
 
 describe('bannerTarget', () => {
   // One line per case: ssh -G output, and where the banner check goes (undefined: only the full ssh probe).
-  const cases: [string, string, { host: string; port: number } | undefined][] = [
+  const cases: [string, string, { host: string; port: number; family?: number } | undefined][] = [
     ['plain host and port', sshG(), { host: '127.0.0.1', port: 2222 }],
     ['ProxyJump', sshG('proxyjump bastion'), undefined],
     ['ProxyCommand', sshG('proxycommand nc %h %p'), undefined],
@@ -19,6 +24,8 @@ describe('bannerTarget', () => {
     ['no hostname', 'port 22\n', undefined],
     ['nothing (ssh -G failed)', '', undefined],
     ['a port that is no port', 'hostname h\nport 70000\n', undefined],
+    ['AddressFamily inet: IPv4 only, as ssh', 'hostname example.org\naddressfamily inet\n', { host: 'example.org', port: 22, family: 4 }],
+    ['AddressFamily inet6', 'hostname example.org\naddressfamily inet6\n', { host: 'example.org', port: 22, family: 6 }],
   ];
   for (const [name, output, expected] of cases) it(name, () => assert.deepEqual(bannerTarget(output), expected));
 });
@@ -46,7 +53,9 @@ describe('sshBanner (loopback)', () => {
         behave(s);
       });
       try {
-        assert.equal(await sshBanner({ host: '127.0.0.1', port }, 200), expected);
+        const held = await sshBanner({ host: '127.0.0.1', port }, 200);
+        held?.close();
+        assert.equal(held !== undefined, expected);
       } finally {
         for (const s of open) s.destroy();
         await new Promise((r) => server.close(r));
@@ -57,6 +66,85 @@ describe('sshBanner (loopback)', () => {
   it('nothing listening', async () => {
     const { server, port } = await listen(() => {});
     await new Promise((r) => server.close(r));
-    assert.equal(await sshBanner({ host: '127.0.0.1', port }, 200), false);
+    assert.equal(await sshBanner({ host: '127.0.0.1', port }, 200), undefined);
+  });
+});
+
+describe('canHandOver', () => {
+  // One line per case: ssh -G output, and whether the probe's ssh may use the banner check's connection.
+  const cases: [string, string, boolean][] = [
+    ['plain host and port', sshG('canonicalizehostname false'), true],
+    ['no canonicalizehostname line (older ssh -G)', sshG(), true],
+    ['BindAddress: ssh would choose the source address', sshG('bindaddress 192.0.2.1'), false],
+    ['BindInterface', sshG('bindinterface eth1'), false],
+    ['CanonicalizeHostname yes: not done with a proxy, the key would be looked up under another name', sshG('canonicalizehostname true'), false],
+    ['CanonicalizeHostname always', sshG('canonicalizehostname always'), false],
+  ];
+  for (const [name, output, expected] of cases) it(name, () => assert.equal(canHandOver(output), expected));
+});
+
+describe('waitForRescue over a held banner connection (loopback sshd stand-in)', () => {
+  const rescue = { code: 0, stdout: 'new-boot\nconsole=ttyS0 emergency.rescue=1\nfallback_state=off\n' };
+  const relayDir = mkdtempSync(join(tmpdir(), 'emergency-wait-relay-'));
+  after(() => rmSync(relayDir, { recursive: true, force: true }));
+
+  /** A FakeRemote whose banner checks go to a loopback server that sends a banner; counts its connections. */
+  async function setUp(connectRelay = true) {
+    let connections = 0;
+    const { server, port } = await listen((s) => {
+      connections++;
+      s.on('error', () => {});
+      s.write('SSH-2.0-fake\r\n');
+    });
+    const remote = new FakeRemote('root', []);
+    remote.sshG = sshG().replace('port 2222', `port ${port}`);
+    if (connectRelay) remote.relayDir = relayDir;
+    const wait = () => waitForRescue(remote, new RecordingUi(), { oldBootId: 'old-boot', triggeredAt: Date.now(), timeoutSeconds: 5, fallbackReboot: 'off' });
+    return { remote, wait, connections: () => connections, stop: () => new Promise((r) => server.close(r)) };
+  }
+
+  it('the probe gets the connection that saw the banner: one connection to sshd', async () => {
+    const t = await setUp();
+    try {
+      t.remote.probeReplies = [rescue];
+      assert.equal((await t.wait()).bootId, 'new-boot');
+      assert.deepEqual(t.remote.probesOver, [true]);
+      assert.equal(t.connections(), 1);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('ssh failing on it: a fresh probe in the same round, and the round after still hands over', async () => {
+    const t = await setUp();
+    try {
+      t.remote.probeReplies = [{ code: 255, stderr: 'Connection closed by UNKNOWN port 65535' }, { code: 255, stderr: 'Connection refused' }, rescue];
+      assert.equal((await t.wait()).bootId, 'new-boot');
+      assert.deepEqual(t.remote.probesOver, [true, false, true]);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('a changed host key over it is refused, not retried on a fresh connection', async () => {
+    const t = await setUp();
+    try {
+      t.remote.probeReplies = [{ code: 255, stderr: '@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@' }];
+      await assert.rejects(t.wait(), (e: { exitCode: number }) => e.exitCode === ExitCode.HostKeyChanged);
+      assert.deepEqual(t.remote.probesOver, [true]);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('no relay ever connects (a broken install): later probes make their own connections', async () => {
+    const t = await setUp(false);
+    try {
+      t.remote.probeReplies = [{ code: 255, stderr: 'ssh-relay.js: not found' }, { code: 255, stderr: 'Connection refused' }, rescue];
+      assert.equal((await t.wait()).bootId, 'new-boot');
+      assert.deepEqual(t.remote.probesOver, [true, false, false]);
+    } finally {
+      await t.stop();
+    }
   });
 });
