@@ -53,7 +53,7 @@ export interface Remote {
   setPassword(password: Buffer): void;
   /**
    * One fresh connection as `user` (no shared connection), for polling across the kexec; never throws for ssh
-   * failures. Over `held` (a banner check's connection to sshd) when given; the caller closes it after.
+   * failures. Over `held` (a banner check's connection to sshd) when given, which it closes after.
    */
   probe(user: string, command: string, connectTimeoutSeconds: number, held?: HeldConnection): Promise<RunResult>;
   /** What `ssh -G` resolves for the destination (hostname, port, proxies). */

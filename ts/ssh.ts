@@ -133,7 +133,6 @@ export class SshRemote implements Remote {
   private controlDir = '';
   private password?: Buffer;
   private resolvedConfig = '';
-  private relays = 0;
 
   constructor(private readonly target: SshTarget) {
     checkSshOptions(target.options);
@@ -304,22 +303,29 @@ export class SshRemote implements Remote {
 
   /**
    * One fresh connection (no ControlMaster) as `user`, for polling the host across the kexec; over `held`, the
-   * connection a banner check opened, when given (served in our private control directory, mode 0700).
-   * Never throws for ssh failures: the caller decides what each outcome means.
+   * connection a banner check opened, when given. Never throws for ssh failures: the caller decides what each
+   * outcome means.
    */
   async probe(user: string, command: string, connectTimeoutSeconds: number, held?: HeldConnection): Promise<RunResult> {
-    const proxy: string[] = [];
-    if (held && this.controlDir) {
-      const socketPath = join(this.controlDir, `relay-${++this.relays}`);
+    if (!held) return this.probeWith([], user, command, connectTimeoutSeconds);
+    // The relay's socket in a directory of its own (mkdtemp: mode 0700, so only this user can connect), inside
+    // the control directory when there is one (the watchdog removes that if we die), removed after the probe.
+    const dir = await mkdtemp(join(this.controlDir || tmpdir(), 'relay-'));
+    try {
+      const socketPath = join(dir, 's');
       // Listening can fail (TMPDIR too long for a unix socket path): then the probe makes its own connection.
-      if (
-        await held.serve(socketPath).then(
-          () => true,
-          () => false,
-        )
-      )
-        proxy.push('-o', `ProxyCommand=${relayProxyCommand(socketPath)}`);
+      const served = await held.serve(socketPath).then(
+        () => true,
+        () => false,
+      );
+      return await this.probeWith(served ? ['-o', `ProxyCommand=${relayProxyCommand(socketPath)}`] : [], user, command, connectTimeoutSeconds);
+    } finally {
+      held.close();
+      await rm(dir, { recursive: true, force: true });
     }
+  }
+
+  private async probeWith(proxy: string[], user: string, command: string, connectTimeoutSeconds: number): Promise<RunResult> {
     const out = await $({ quiet: true, nothrow: true, input: '' })`ssh ${[
       ...proxy,
       '-o',

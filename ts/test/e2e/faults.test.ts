@@ -29,8 +29,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { modulesFor } from '../../drivers/manifest.js';
 import { ExitCode } from '../../errors.js';
+import type { HeldConnection } from '../../held-connection.js';
 import { loadImage } from '../../image.js';
 import { SshRemote } from '../../ssh.js';
 import { waitForRescue } from '../../steps/wait.js';
@@ -523,7 +525,7 @@ const FAULTS: FaultRow[] = [
     check: async (ctx) => {
       // The wait step polls with its own fresh connections: it must stop at the changed key, not wait it out.
       const other = otherHostKnownHosts(ctx);
-      const remote = new SshRemote({
+      const remote = new ProbeSpy({
         destination: '127.0.0.1',
         port: ctx.server.port,
         identity: ctx.server.keys.root,
@@ -536,6 +538,27 @@ const FAULTS: FaultRow[] = [
         (e: { exitCode: number; message: string }) => e.exitCode === ExitCode.HostKeyChanged && /different SSH host key/.test(e.message),
       );
       assert.ok(Date.now() - started < 30_000, 'refused at the first answer, not after the timeout');
+      assert.deepEqual(remote.handedOver, [true], 'the probe ran over the banner check connection and refused there');
+      // Behind the operator's own ProxyCommand there is no banner check to hand over: the probe alone, as strict.
+      const tcpPipe = fileURLToPath(new URL('../lib/tcp-pipe.js', import.meta.url));
+      const proxied = new ProbeSpy({
+        destination: '127.0.0.1',
+        port: ctx.server.port,
+        identity: ctx.server.keys.root,
+        configFile: '/dev/null',
+        options: [
+          'IdentitiesOnly=yes',
+          'BatchMode=yes',
+          `UserKnownHostsFile=${other}`,
+          'GlobalKnownHostsFile=/dev/null',
+          `ProxyCommand=${process.execPath} ${tcpPipe} %h %p`,
+        ],
+      });
+      await assert.rejects(
+        waitForRescue(proxied, new RecordingUi(), { oldBootId: 'the-old-boot', triggeredAt: Date.now(), timeoutSeconds: 60, fallbackReboot: 'off' }),
+        (e: { exitCode: number; message: string }) => e.exitCode === ExitCode.HostKeyChanged && /different SSH host key/.test(e.message),
+      );
+      assert.deepEqual(proxied.handedOver, [false]);
     },
   },
 
@@ -692,6 +715,16 @@ const FAULTS: FaultRow[] = [
     host: 'unchanged',
   },
 ];
+
+/** An SshRemote that records, for each probe, whether it ran over a banner check's connection (a relay took it). */
+class ProbeSpy extends SshRemote {
+  readonly handedOver: boolean[] = [];
+  override async probe(user: string, command: string, timeout: number, held?: HeldConnection) {
+    const result = await super.probe(user, command, timeout, held);
+    this.handedOver.push(held?.handedOver ?? false);
+    return result;
+  }
+}
 
 /** known_hosts claiming other host keys for the server: what a host with a changed key looks like. */
 function otherHostKnownHosts(ctx: FaultContext): string {

@@ -114,6 +114,7 @@ export class FakeRemote implements Remote {
       await new Promise((resolve) => relay.once('data', resolve).once('close', resolve));
       relay.destroy();
     }
+    held?.close();
     const next = this.probeReplies.shift() ?? { code: 255, stderr: 'ssh: connect to host fake-host port 22: Connection refused' };
     return { code: next.code ?? 0, stdout: next.stdout ?? '', stderr: next.stderr ?? '' };
   }
