@@ -55,6 +55,8 @@ export class HeldConnection {
         relay.on('close', () => {
           if (!this.socket.writableEnded) this.socket.end();
         });
+        // The relay's pipes cut ssh's writes into pieces of their own: don't let Nagle hold one back for an ACK.
+        this.socket.setNoDelay(true);
         relay.write(this.received);
         this.socket.pipe(relay);
         relay.pipe(this.socket);
