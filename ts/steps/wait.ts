@@ -62,6 +62,12 @@ const PROBE_ANYWAY_MS = 15_000;
 const SLOW_AFTER_TIMEOUTS = 10;
 const SLOW_BANNER_TIMEOUT_MS = 10_000;
 const SLOW_PROBE_CONNECT_TIMEOUT_S = 15;
+/**
+ * A second banner connection when the first has had no answer for 1.5 s (firstBanner says why); none in slow mode,
+ * where sshd's children are slow enough already.
+ */
+const STAGGER: Stagger = { everyMs: 1500, atMost: 2 };
+const SLOW_STAGGER: Stagger = { everyMs: SLOW_BANNER_TIMEOUT_MS, atMost: 1 };
 
 /** Where sshd can be checked directly: the host and port ssh itself connects to. */
 export interface BannerTarget {
@@ -113,13 +119,18 @@ export function canHandOver(sshG: string): boolean {
  * Whether an SSH server sends its banner (a line starting `SSH-`) on host:port within timeoutMs; sends nothing.
  * When it does, the connection is kept, paused, with every byte read so far: close() it or hand it to a probe.
  */
-export function sshBanner(target: BannerTarget, timeoutMs: number): Promise<HeldConnection | undefined> {
+export function sshBanner(target: BannerTarget, timeoutMs: number, signal?: AbortSignal): Promise<HeldConnection | undefined> {
   return new Promise((resolve) => {
+    if (signal?.aborted) {
+      resolve(undefined);
+      return;
+    }
     const socket = tcpConnect({ host: target.host, port: target.port, ...(target.family && { family: target.family }) });
     const chunks: Buffer[] = [];
     let received = '';
     const finish = (held?: HeldConnection) => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onEnd);
       socket.off('data', onData).off('error', onEnd).off('close', onEnd);
       if (!held) socket.destroy();
       resolve(held);
@@ -133,9 +144,61 @@ export function sshBanner(target: BannerTarget, timeoutMs: number): Promise<Held
     };
     const onEnd = () => finish();
     const timer = setTimeout(onEnd, timeoutMs);
+    signal?.addEventListener('abort', onEnd);
     socket.on('data', onData);
     socket.on('error', onEnd);
     socket.on('close', onEnd);
+  });
+}
+
+/** How a banner check spreads over connections: a new one every `everyMs` while fewer than `atMost` are pending. */
+export interface Stagger {
+  everyMs: number;
+  atMost: number;
+}
+
+/**
+ * The first banner among connections started `stagger.everyMs` apart while fewer than `stagger.atMost` wait for
+ * one, for `timeoutMs` from the first; the others are closed. Resolves undefined once every connection gave up
+ * (refused, closed, or out of time) and no more may start. Why more than one: a connection made while the
+ * machine is down can sit unanswered, at a NAT or port forward that accepted it (QEMU's user networking) or in
+ * the client's SYN retransmissions, long after sshd listens (measured: the banner 3.9 s after sshd listened,
+ * against 0.4-0.5 s in runs where no check was caught that way); a second connection a moment later is answered
+ * at once. At most one more by default: on a slow rescue every extra connection is one more sshd child forking and
+ * re-executing before its banner.
+ */
+export function firstBanner(target: BannerTarget, timeoutMs: number, stagger: Stagger): Promise<HeldConnection | undefined> {
+  return new Promise((resolve) => {
+    const abort = new AbortController();
+    const until = Date.now() + timeoutMs;
+    let pending = 0;
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (held?: HeldConnection) => {
+      if (settled) {
+        held?.close();
+        return;
+      }
+      settled = true;
+      clearTimeout(timer);
+      abort.abort();
+      resolve(held);
+    };
+    const start = () => {
+      pending++;
+      void sshBanner(target, Math.max(0, until - Date.now()), abort.signal).then((held) => {
+        pending--;
+        if (held) settle(held);
+        else if (pending === 0) settle();
+      });
+    };
+    const tick = () => {
+      if (settled) return;
+      if (pending < stagger.atMost) start();
+      if (Date.now() + stagger.everyMs < until) timer = setTimeout(tick, stagger.everyMs);
+    };
+    start();
+    if (stagger.atMost > 1) timer = setTimeout(tick, stagger.everyMs);
   });
 }
 
@@ -181,7 +244,7 @@ export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise
     const tick = Date.now();
     const slow = bannerTimeouts >= SLOW_AFTER_TIMEOUTS;
     const bannerTimeout = slow ? SLOW_BANNER_TIMEOUT_MS : BANNER_TIMEOUT_MS;
-    const held = target && tick - lastProbe < PROBE_ANYWAY_MS ? await sshBanner(target, bannerTimeout) : undefined;
+    const held = target && tick - lastProbe < PROBE_ANYWAY_MS ? await firstBanner(target, bannerTimeout, slow ? SLOW_STAGGER : STAGGER) : undefined;
     if (target && tick - lastProbe < PROBE_ANYWAY_MS && !held) {
       if (Date.now() - tick >= bannerTimeout) bannerTimeouts++;
       goneAt ??= Date.now();

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ExitCode } from '../../errors.js';
-import { bannerTarget, canHandOver, sshBanner, waitForRescue } from '../../steps/wait.js';
+import { bannerTarget, canHandOver, firstBanner, sshBanner, waitForRescue } from '../../steps/wait.js';
 import { FakeRemote, RecordingUi } from '../lib/fake-remote.js';
 
 /** `ssh -G` output as OpenSSH 9 prints it (lowercase keys, one per line), with `extra` lines first. */
@@ -67,6 +67,110 @@ describe('sshBanner (loopback)', () => {
     const { server, port } = await listen(() => {});
     await new Promise((r) => server.close(r));
     assert.equal(await sshBanner({ host: '127.0.0.1', port }, 200), undefined);
+  });
+});
+
+describe('firstBanner (loopback): a connection that sits unanswered does not hold up the next', () => {
+  /** A server whose connection number i (from 0) does behave[i], or the last entry; it counts and keeps them. */
+  async function serve(...behave: ((s: import('node:net').Socket) => void)[]) {
+    const sockets: import('node:net').Socket[] = [];
+    const closedByClient: number[] = [];
+    const { server, port } = await listen((s) => {
+      const i = sockets.push(s) - 1;
+      s.on('close', () => closedByClient.push(i));
+      s.on('error', () => {});
+      (behave[i] ?? behave[behave.length - 1])(s);
+    });
+    const stop = async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    };
+    return { port, sockets, closedByClient, stop };
+  }
+  const silent = () => {};
+  const banner = (s: import('node:net').Socket) => s.write('SSH-2.0-OpenSSH_9.2\r\n');
+
+  it('the first connection silent (accepted by a port forward while the machine was down), the second answered: it wins, soon', async () => {
+    const srv = await serve(silent, banner);
+    try {
+      const t0 = Date.now();
+      const held = await firstBanner({ host: '127.0.0.1', port: srv.port }, 3000, { everyMs: 150, atMost: 2 });
+      const ms = Date.now() - t0;
+      assert.ok(held, 'a banner was seen');
+      assert.ok(ms < 1000, `answered after ${ms} ms, not after the 3000 ms timeout`);
+      assert.equal(srv.sockets.length, 2);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(srv.closedByClient, [0], 'the silent one is closed, the winner is held open');
+      held.close();
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  it('an answer on the first: one connection only', async () => {
+    const srv = await serve(banner);
+    try {
+      const held = await firstBanner({ host: '127.0.0.1', port: srv.port }, 3000, { everyMs: 100, atMost: 2 });
+      assert.ok(held);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(srv.sockets.length, 1);
+      held.close();
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  it('closed at once (nothing behind the port forward yet): undefined without waiting for the next one', async () => {
+    const srv = await serve((s) => s.destroy());
+    try {
+      const t0 = Date.now();
+      assert.equal(await firstBanner({ host: '127.0.0.1', port: srv.port }, 3000, { everyMs: 500, atMost: 2 }), undefined);
+      assert.ok(Date.now() - t0 < 400);
+      assert.equal(srv.sockets.length, 1);
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  it('the first silent and later ones refused: new ones keep coming while one waits, and the first banner after that wins', async () => {
+    const srv = await serve(
+      silent,
+      (s) => s.destroy(),
+      (s) => s.destroy(),
+      banner,
+    );
+    try {
+      const held = await firstBanner({ host: '127.0.0.1', port: srv.port }, 3000, { everyMs: 100, atMost: 2 });
+      assert.ok(held);
+      assert.equal(srv.sockets.length, 4);
+      held.close();
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  it('atMost 1 (slow mode): the silent connection is waited out, no second one', async () => {
+    const srv = await serve(silent, banner);
+    try {
+      const t0 = Date.now();
+      assert.equal(await firstBanner({ host: '127.0.0.1', port: srv.port }, 300, { everyMs: 100, atMost: 1 }), undefined);
+      assert.ok(Date.now() - t0 >= 290);
+      assert.equal(srv.sockets.length, 1);
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  it('all silent: at most atMost at once, all closed by the timeout, undefined', async () => {
+    const srv = await serve(silent);
+    try {
+      assert.equal(await firstBanner({ host: '127.0.0.1', port: srv.port }, 400, { everyMs: 100, atMost: 2 }), undefined);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(srv.sockets.length, 2);
+      assert.deepEqual([...srv.closedByClient].sort(), [0, 1]);
+    } finally {
+      await srv.stop();
+    }
   });
 });
 
