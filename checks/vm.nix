@@ -158,7 +158,7 @@ pkgs.testers.runNixOSTest {
         assert hostname == "emergency-rescue", f"hostname is {hostname}, not emergency-rescue"
         new_boot_id = rescue("cat /proc/sys/kernel/random/boot_id").strip()
         assert new_boot_id != old_boot_id, "boot id unchanged: the server never kexec-ed"
-        rescue("systemctl is-active emergency-restore.service")
+        rescue("systemctl is-active emergency-restore-keys.service emergency-restore-network.service")
 
     with subtest("same host key"):
         # StrictHostKeyChecking=yes above already refused any other key; say which key it was.

@@ -23,7 +23,8 @@ in
     wantedBy = [ "sysinit.target" ];
     before = [
       "sysinit.target"
-      "emergency-restore.service"
+      "emergency-restore-keys.service"
+      "emergency-restore-network.service"
       "sshd.service"
       "shutdown.target"
     ];

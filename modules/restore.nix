@@ -10,11 +10,15 @@
 #    /sysroot is mounted. (nixos-images' kexec installer copies its /ssh data into /sysroot/etc/ssh at the
 #    same point; we copy the raw data instead and install it in stage 2, because the NixOS activation in
 #    switch-root only then creates /etc, which may be an overlay that hides anything written earlier.)
-# 2. Stage 2 runs restore.sh as a oneshot unit ordered before network-pre.target and sshd. network-pre.target
-#    is systemd's hook for exactly this: every network manager (dhcpcd, networkd, scripted networking) is
-#    ordered after it, and our unit pulls it in, so the addresses are set before any of them starts, and
-#    sshd starts with the old host keys in place. The original tool used networking.localCommands, which runs
-#    *after* network-pre.target, alongside DHCP, and not before sshd.
+# 2. Stage 2 runs restore.sh in its two phases (docs/image-layout.md, the boot order), as two oneshot units:
+#    emergency-restore-keys (`restore.sh keys`: host keys, root's keys) before sshd, so sshd starts with the old
+#    host keys in place and need not wait for the network; and emergency-restore-network (`restore.sh network`,
+#    then the banner) after it and before network-pre.target. network-pre.target is systemd's hook for exactly
+#    this: every network manager (dhcpcd, networkd, scripted networking) is ordered after it, and the unit pulls
+#    it in, so the addresses are set before any of them starts. sshd is not ordered after network.target here
+#    (nixpkgs orders it so; network.target comes after network-pre.target, hence after the network unit): it
+#    listens on every address and needs none to start. The original tool used networking.localCommands, which
+#    runs *after* network-pre.target, alongside DHCP, and not before sshd.
 #
 # Booted without appended data (say, to try the image), both units are skipped by their conditions.
 {
@@ -48,6 +52,16 @@ let
 
   # restore.sh's last-chance DHCP uses busybox's udhcpc with an add-only hook; only the busybox binary goes on
   # the unit's PATH, so its applets never shadow coreutils or iproute2.
+  # Where restore.sh and rescue-banner.sh read and write, for both phases (docs/image-layout.md).
+  restoreEnvironment = {
+    EMERGENCY_DIR = dataDir;
+    SSH_DIR = "/etc/ssh";
+    ROOT_SSH_DIR = "/root/.ssh";
+    RESTORE_LOG = "/var/log/emergency-restore.log";
+    RESTORE_REPORT = "/var/log/emergency-restore.report";
+    BANNER = "/run/emergency/banner";
+  };
+
   busyboxOnly = pkgs.runCommand "emergency-busybox-only" { } ''
     mkdir -p $out/bin
     ln -s ${lib.getExe' pkgs.busybox "busybox"} $out/bin/busybox
@@ -84,8 +98,29 @@ in
     })
 
     {
-      systemd.services.emergency-restore = {
-        description = "Restore the old system's host keys, authorized keys and network";
+      # Phase 1: what sshd needs, nothing that waits for devices or the network.
+      systemd.services.emergency-restore-keys = {
+        description = "Restore the old system's host keys and root's authorized keys";
+        wantedBy = [ "multi-user.target" ];
+        before = [
+          "sshd.service"
+          "sshd.socket"
+        ];
+        unitConfig.ConditionPathIsDirectory = dataDir;
+        # cp, chmod, mkdir, tr: nothing else in this phase.
+        path = [ pkgs.coreutils ];
+        environment = restoreEnvironment;
+        serviceConfig = {
+          Type = "oneshot";
+          RemainAfterExit = true;
+          ExecStart = "${lib.getExe pkgs.dash} ${../scripts/restore.sh} keys";
+          StandardOutput = "journal+console";
+        };
+      };
+
+      # Phase 2: the network, beside sshd; it continues the report phase 1 began, so it comes after it.
+      systemd.services.emergency-restore-network = {
+        description = "Restore the old system's network";
         wantedBy = [ "multi-user.target" ];
         # network.sh finds each interface by MAC once, so the NICs must exist: udev-settle waits until the
         # events of the coldplug (driver loads, firmware, the new interfaces) are handled.
@@ -93,12 +128,11 @@ in
           "network-pre.target"
           "systemd-udev-settle.service"
         ];
-        after = [ "systemd-udev-settle.service" ];
-        before = [
-          "network-pre.target"
-          "sshd.service"
-          "sshd.socket"
+        after = [
+          "systemd-udev-settle.service"
+          "emergency-restore-keys.service"
         ];
+        before = [ "network-pre.target" ];
         unitConfig.ConditionPathIsDirectory = dataDir;
         path = [
           dashAsSh
@@ -117,27 +151,29 @@ in
           pkgs.iputils
           busyboxOnly
         ];
-        environment = {
-          EMERGENCY_DIR = dataDir;
-          SSH_DIR = "/etc/ssh";
-          ROOT_SSH_DIR = "/root/.ssh";
-          RESTORE_LOG = "/var/log/emergency-restore.log";
-          RESTORE_REPORT = "/var/log/emergency-restore.report";
-          BANNER = "/run/emergency/banner";
-        };
+        environment = restoreEnvironment;
         serviceConfig = {
           Type = "oneshot";
           RemainAfterExit = true;
-          ExecStart = "${lib.getExe pkgs.dash} ${../scripts/restore.sh}";
+          ExecStart = "${lib.getExe pkgs.dash} ${../scripts/restore.sh} network";
           # The login banner from the restore's results and the old system's disks (docs/image-layout.md).
           ExecStartPost = "${lib.getExe pkgs.dash} ${../scripts/rescue-banner.sh}";
           StandardOutput = "journal+console";
         };
       };
 
+      # nixpkgs orders sshd after network.target, which comes after network-pre.target and so after the network
+      # restore: without it sshd starts once its host keys are there (docs/image-layout.md, the boot order).
+      # sshd-keygen.service is nixpkgs' other entry, kept (it never runs here: generateHostKeys = false).
+      systemd.services.sshd.after = lib.mkForce [
+        "sshd-keygen.service"
+        "emergency-restore-keys.service"
+      ];
+
       # Every login shell (ssh, the autologin console) starts with the banner rescue-banner.sh wrote.
+      # It may come while the network phase still runs: `show` then waits briefly or says so.
       environment.loginShellInit = ''
-        if [ -r /run/emergency/banner ]; then cat /run/emergency/banner; fi
+        ${lib.getExe pkgs.dash} ${../scripts/rescue-banner.sh} show
       '';
     }
   ];

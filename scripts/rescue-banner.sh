@@ -6,6 +6,11 @@
 # The CLI prints the same text from the same three inputs (renderRescueSummary); a unit test runs this script
 # against it.
 #
+# `rescue-banner.sh show` is what a login shell runs (both images): it prints the banner. sshd is up before the
+# network restore ends (docs/image-layout.md), so a login may come first: while the restore runs (the report's
+# .tmp file exists, or the report does and the banner is a moment away) it waits up to 3 s for the banner (the
+# network phase usually ends within that), then says the restore is still running and where the banner will be.
+#
 # Environment (all optional):
 #   EMERGENCY_DIR   the restore data                          (default /emergency)
 #   RESTORE_REPORT  the restore report restore.sh writes (KIND NAME STATUS MESSAGE lines)
@@ -17,7 +22,24 @@ data=${EMERGENCY_DIR-/emergency}
 report=${RESTORE_REPORT-/var/log/emergency-restore.report}
 banner=${BANNER-/run/emergency/banner}
 
-mkdir -p "$(dirname "$banner")"
+if [ "${1-}" = show ]; then
+  tries=0
+  # A report without a banner yet: the banner is written right after the report, so it is a moment away.
+  while [ ! -r "$banner" ] && { [ -e "$report.tmp" ] || [ -e "$report" ]; } && [ "$tries" -lt 15 ]; do
+    sleep 0.2 2>/dev/null
+    tries=$((tries + 1))
+  done
+  if [ -r "$banner" ]; then
+    cat "$banner"
+  elif [ -e "$report.tmp" ]; then
+    printf 'emergency rescue system: the restore is still running (network, gateway check); its results: cat %s\n' "$banner"
+  elif [ -e "$report" ]; then
+    printf 'emergency rescue system: no login banner at %s; the restore report: %s\n' "$banner" "$report"
+  fi
+  exit 0
+fi
+
+mkdir -p "${banner%/*}"
 name=$(sed -n 's/^hostname=//p' "$data/restore.env" 2>/dev/null)
 {
   printf "emergency rescue system for %s: running from RAM, the old system's disks are not mounted\n" "${name:-an unnamed host}"

@@ -1,8 +1,17 @@
 #!/bin/sh
-# Runs in the rescue system before sshd: installs what kexec-run.sh packed on the old system (host keys, root's
-# authorized keys, the DHCP client identity, the network restore script), checks that a default gateway answers
-# (else starts DHCP on every NIC with carrier as a last chance) and writes the restore report.
-# Layout and the report's format: docs/image-layout.md.
+# Runs in the rescue system: installs what kexec-run.sh packed on the old system (host keys, root's authorized
+# keys, the DHCP client identity, the network restore script), checks that a default gateway answers (else starts
+# DHCP on every NIC with carrier as a last chance) and writes the restore report.
+# Layout, the boot order and the report's format: docs/image-layout.md.
+#
+# Two phases, so that sshd starts as soon as it can prove it is the host, beside the network restore:
+#   restore.sh keys      host keys and root's authorized keys (all sshd needs); begins the report
+#   restore.sh network   DHCP client identity, network.sh, gateway check, last chance, fallback setting; then
+#                        moves the report into place
+#   restore.sh           both, one after the other
+# The report is complete and appears once, at the end of the network phase; until then its temporary file
+# ($RESTORE_REPORT.tmp) exists, which is how a reader (the CLI's probe, the login banner) knows the restore is
+# still running.
 #
 # It never aborts half-way: each step is independent, and a failed step is logged and the next one runs,
 # because a rescue system with the network up but no keys (or the reverse) is still better than none.
@@ -28,11 +37,8 @@ identity_root=${IDENTITY_ROOT-}
 gateway_wait_s=${GATEWAY_WAIT_S-8}
 state_dir=${EMERGENCY_STATE_DIR-/run/emergency-network}
 failures=0
-
-mkdir -p "$(dirname "$log")" "$(dirname "$report")" 2>/dev/null
 # The report is written to a temporary file and moved into place at the end: a reader never sees half of it.
 report_tmp="$report.tmp"
-: >"$report_tmp" 2>/dev/null
 
 say() {
   printf 'emergency-restore: %s\n' "$*"
@@ -56,26 +62,41 @@ step_result() {
   record step "$1" "$2" "$3"
 }
 
+# The host keys, in as few processes as the checks allow (one cp for all, one chmod for the .pub files): this is
+# what sshd waits for. Runs under umask 077 (phase_keys), so every file cp creates is at most 0600 from its first
+# moment; a file that is there already would keep its mode when written over, so it is removed first.
 install_host_keys() {
+  if [ ! -d "$ssh_dir" ] && ! mkdir -p "$ssh_dir"; then
+    step_result host-keys failed "cannot create $ssh_dir"
+    return
+  fi
+  set --
+  for key in "$data"/host-keys/ssh_host_*_key "$data"/host-keys/ssh_host_*_key.pub; do
+    [ -f "$key" ] || continue
+    set -- "$@" "$key"
+    if [ -e "$ssh_dir/${key##*/}" ]; then rm -f "$ssh_dir/${key##*/}"; fi
+  done
+  if [ "$#" = 0 ]; then
+    step_result host-keys failed "no host keys were packed: sshd will not start"
+    return
+  fi
+  # cp goes on after a file it cannot copy; which ones arrived is checked below.
+  cp -- "$@" "$ssh_dir/" || say "cp of the host keys into $ssh_dir failed"
   found=0
   bad=''
-  mkdir -p "$ssh_dir" || { step_result host-keys failed "cannot create $ssh_dir"; return; }
-  for key in "$data"/host-keys/ssh_host_*_key; do
-    [ -f "$key" ] || continue
-    name=$(basename "$key")
-    # umask before writing: the private key must never exist with wider permissions, even briefly.
-    if (umask 077 && cat "$key" >"$ssh_dir/$name.tmp" && mv -f "$ssh_dir/$name.tmp" "$ssh_dir/$name"); then
-      chmod 600 "$ssh_dir/$name"
+  pubs=0
+  for key in "$@"; do
+    name=${key##*/}
+    if [ ! -f "$ssh_dir/$name" ]; then
+      bad="$bad $name"
+    elif [ "${name%.pub}" = "$name" ]; then
       found=$((found + 1))
     else
-      bad="$bad $name"
-    fi
-    if [ -f "$key.pub" ]; then
-      if ! { cat "$key.pub" >"$ssh_dir/$name.pub" && chmod 644 "$ssh_dir/$name.pub"; }; then
-        bad="$bad $name.pub"
-      fi
+      pubs=$((pubs + 1))
     fi
   done
+  # The public halves are public: 0644, as sshd and a reader expect, instead of the umask's 0600.
+  if [ "$pubs" -gt 0 ] && ! chmod 644 "$ssh_dir"/ssh_host_*_key.pub; then bad="$bad (chmod of the .pub files)"; fi
   if [ -n "$bad" ]; then
     step_result host-keys failed "host keys installed: $found; not installed:$bad"
   elif [ "$found" = 0 ]; then
@@ -85,17 +106,23 @@ install_host_keys() {
   fi
 }
 
+# Root's authorized keys, under umask 077 (phase_keys): a new ~/.ssh is 0700 and the file 0600 from the start; an
+# existing ~/.ssh is tightened, an existing file removed first (it would keep its mode).
 install_authorized_keys() {
   if [ ! -f "$data/authorized_keys" ]; then
     step_result authorized-keys failed "no authorized_keys were packed: root login will not work"
     return
   fi
-  if (umask 077 && mkdir -p "$root_ssh_dir" && cat "$data/authorized_keys" >"$root_ssh_dir/authorized_keys"); then
-    chmod 700 "$root_ssh_dir"
-    chmod 600 "$root_ssh_dir/authorized_keys"
-    # grep -c prints 0 and exits 1 when nothing matches: take its output, not an "|| echo 0" that adds a second 0.
-    key_count=$(grep -c '^[^#]' "$root_ssh_dir/authorized_keys" 2>/dev/null) || :
-    step_result authorized-keys ok "authorized keys for root: ${key_count:-0}"
+  target="$root_ssh_dir/authorized_keys"
+  if [ -d "$root_ssh_dir" ]; then chmod 700 "$root_ssh_dir"; else mkdir -p "$root_ssh_dir"; fi
+  if [ -e "$target" ]; then rm -f "$target"; fi
+  if cat "$data/authorized_keys" >"$target"; then
+    # Lines that do not start with `#` (as `grep -c '^[^#]'` counts them), counted by the shell: no process.
+    key_count=0
+    while IFS= read -r line || [ -n "$line" ]; do
+      case $line in '' | '#'*) ;; *) key_count=$((key_count + 1)) ;; esac
+    done <"$target"
+    step_result authorized-keys ok "authorized keys for root: $key_count"
   else
     step_result authorized-keys failed "authorized keys not installed in $root_ssh_dir"
   fi
@@ -260,18 +287,52 @@ finish_report() {
   return 0
 }
 
-record format 1 - "emergency restore report"
-if [ ! -d "$data" ]; then
-  say "no $data directory: booted without emergency data, nothing to restore"
-  finish_report skipped
-  exit 0
-fi
-install_host_keys
-install_authorized_keys
-install_dhcp_identity
-restore_network
-check_gateway
-fallback_setting
-say "done, $failures failed step(s)"
-if [ "$failures" = 0 ]; then finish_report ok; else finish_report failed; fi
+# Phase 1: what sshd needs. Begins the report; the log and the report's file are created before the umask tightens.
+phase_keys() {
+  mkdir -p "${log%/*}" "${report%/*}" 2>/dev/null
+  : >"$report_tmp" 2>/dev/null
+  # A report of an earlier run would read as this one's while the network phase runs.
+  if [ -e "$report" ]; then rm -f "$report"; fi
+  : >>"$log" 2>/dev/null
+  record format 1 - "emergency restore report"
+  [ -d "$data" ] || return 0
+  umask 077
+  install_host_keys
+  install_authorized_keys
+}
+
+# Phase 2: the network, then the report moved into place. Continues the report phase 1 began (its failed steps
+# count in `done`); run without phase 1, it begins one itself.
+phase_network() {
+  if [ ! -f "$report_tmp" ]; then
+    mkdir -p "${log%/*}" "${report%/*}" 2>/dev/null
+    : >"$report_tmp" 2>/dev/null
+    record format 1 - "emergency restore report"
+  fi
+  # The pattern holds literal tabs, the report's field separator.
+  failures=$(grep -c '^step	[^	]*	failed	' "$report_tmp" 2>/dev/null) || :
+  failures=${failures:-0}
+  if [ ! -d "$data" ]; then
+    say "no $data directory: booted without emergency data, nothing to restore"
+    finish_report skipped
+    return
+  fi
+  install_dhcp_identity
+  restore_network
+  check_gateway
+  fallback_setting
+  say "done, $failures failed step(s)"
+  if [ "$failures" = 0 ]; then finish_report ok; else finish_report failed; fi
+}
+
+case ${1-} in
+  keys) phase_keys ;;
+  network) phase_network ;;
+  # The keys phase in a subshell: its umask 077 is for the key files only.
+  '') (phase_keys); phase_network ;;
+  *)
+    echo "usage: restore.sh [keys|network]" >&2
+    exit 2
+    ;;
+esac
 exit 0

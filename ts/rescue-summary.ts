@@ -225,8 +225,9 @@ export function noReport(path: string): RestoreSource {
  * The restore part of the CLI's summary, from what the wait step read: the report when the file existed (even
  * empty or unfinished: the banner shows what it holds), else why there is none. `path` is the report's path.
  */
-export function restoreFromAnswer(answer: { reportText?: string } | undefined, path: string): RestoreSource {
+export function restoreFromAnswer(answer: { reportText?: string; restoreRunning?: boolean } | undefined, path: string): RestoreSource {
   if (!answer) return { none: 'the CLI could not read the restore report; log in to see the banner' };
+  if (answer.restoreRunning) return { none: `the restore was still running (no report at ${path} yet); log in to see the banner once it is done` };
   return answer.reportText === undefined ? noReport(path) : { report: answer.reportText };
 }
 

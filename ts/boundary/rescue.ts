@@ -53,13 +53,31 @@ export const restoreReportSchema = z
   }));
 export type RestoreReport = z.infer<typeof restoreReportSchema>;
 
+/** restore.sh's report while it is being written: present from before sshd starts until the report is (docs/image-layout.md). */
+const RESTORE_REPORT_TMP = `${RESTORE_REPORT}.tmp`;
 /**
- * The one ssh command after the verified probe: confirm the fallback, then the restore report as a section,
- * present only when the file exists (an empty report and no report are told apart, as the banner does).
+ * How long the rescue side waits for the report while the network restore still runs (sshd answers before it
+ * ends). The probe's ssh run is killed after 2 × its 5 s ConnectTimeout + 2 s (ssh.ts `probe`), and connecting may
+ * take up to 5 of those 12 s: 6 s leaves a second to spare. A network phase with a gateway that answers takes
+ * about 0.4 s under TCG; one whose gateway never answers ~20 s, which no bound under 12 s could cover.
+ */
+export const REPORT_WAIT_S = 6;
+/** Between two looks for the report: each is one `sleep` process on the rescue (busybox's and coreutils' take 0.2). */
+const REPORT_POLL_S = 0.2;
+
+/**
+ * The one ssh command after the verified probe: confirm the fallback first (the wait for the report must never
+ * delay it: the fallback deadline keeps running), then the restore report as a section, present only when the
+ * file exists (an empty report and no report are told apart, as the banner does). While restore.sh's network phase
+ * still runs (its .tmp file, no report yet) it waits up to REPORT_WAIT_S for the report; still running after that,
+ * it says so with an empty `restore-running` section.
  */
 export const CONFIRM_AND_REPORT =
   `if [ -f ${FALLBACK_SCRIPT} ]; then sh ${FALLBACK_SCRIPT} confirm cli; else echo fallback_state=not-armed; fi; ` +
-  `if [ -f ${RESTORE_REPORT} ]; then echo '${SECTION_MARKER} restore-report'; cat ${RESTORE_REPORT}; fi`;
+  `i=0; while [ ! -f ${RESTORE_REPORT} ] && [ -e ${RESTORE_REPORT_TMP} ] && [ $i -lt ${Math.round(REPORT_WAIT_S / REPORT_POLL_S)} ]; ` +
+  `do sleep ${REPORT_POLL_S}; i=$((i + 1)); done; ` +
+  `if [ -f ${RESTORE_REPORT} ]; then echo '${SECTION_MARKER} restore-report'; cat ${RESTORE_REPORT}; ` +
+  `elif [ -e ${RESTORE_REPORT_TMP} ]; then echo '${SECTION_MARKER} restore-running'; fi`;
 
 /** What the rescue said to CONFIRM_AND_REPORT: the fallback's state and the report (undefined: none found). */
 export interface RescueAnswer {
@@ -69,6 +87,8 @@ export interface RescueAnswer {
   reportProblem?: string;
   /** The report file's text as it is (the login banner's input too); undefined when there is no file. */
   reportText?: string;
+  /** The restore's network phase was still running after REPORT_WAIT_S: no report yet. */
+  restoreRunning?: boolean;
 }
 
 /** Parses CONFIRM_AND_REPORT's output; a broken fallback state throws (naming the field), a broken report is noted. */
@@ -76,6 +96,9 @@ export function parseRescueAnswer(output: string): RescueAnswer {
   const { facts, sections } = parseScriptOutput(output);
   const fallback = parseBoundary('fallback-reboot.sh', fallbackStateSchema, facts);
   const reportText = sections.find((s) => s.name === 'restore-report')?.body;
+  if (reportText === undefined && sections.some((s) => s.name === 'restore-running')) {
+    return { fallback, reportProblem: `the restore was still running after ${REPORT_WAIT_S} s: no report at ${RESTORE_REPORT} yet`, restoreRunning: true };
+  }
   const body = reportText ?? '';
   if (!body.trim()) return { fallback, reportProblem: `no report at ${RESTORE_REPORT}`, reportText };
   const lines = body

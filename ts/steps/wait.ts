@@ -25,7 +25,9 @@ import type { Ui } from '../ui.js';
  * `emergency.rescue=1` on the command line), the fallback's confirmation and the restore report after them
  * (CONFIRM_AND_REPORT), in the same ssh run. ssh verified the host key before the command ran, so the confirmation
  * runs under exactly the conditions this side checks the answer for; it saves a second connection (a key exchange,
- * about a second on a slow rescue system). Run by `sh -c` on one line, whatever root's login shell is.
+ * about a second on a slow rescue system). sshd answers while the restore's network phase may still run: the
+ * confirmation comes first, then the report, waited for up to REPORT_WAIT_S (ts/boundary/rescue.ts).
+ * Run by `sh -c` on one line, whatever root's login shell is.
  */
 export function probeCommand(oldBootId: string): string {
   const script =

@@ -234,7 +234,7 @@ function rescueEtc(): Record<string, [string, number]> {
     // It also greets the operator with the banner rescue-banner.sh wrote (docs/image-layout.md), then the fallback's
     // live state.
     'etc/profile': [
-      '[ -r /run/emergency/banner ] && cat /run/emergency/banner\n[ -f /etc/emergency/fallback-reboot.sh ] && sh /etc/emergency/fallback-reboot.sh login\n',
+      'sh /usr/lib/emergency/rescue-banner.sh show\n[ -f /etc/emergency/fallback-reboot.sh ] && sh /etc/emergency/fallback-reboot.sh login\n',
       0o644,
     ],
   };

@@ -3,9 +3,9 @@
 # /bin/sh is dash: Debian's busybox-static shell prefers its own applets over PATH, so under it `ip` would be
 # busybox's, not the iproute2 the restore script needs.
 # Mounts the API filesystems, loads the NIC drivers and waits for the NICs, marks the system as the rescue,
-# arms the fallback reboot and runs the project's restore script (the same files the NixOS image runs), then hands
-# PID 1 to busybox init,
-# which runs sshd with the restored host keys. It never generates host keys: a rescue that cannot prove it is
+# arms the fallback reboot and runs the project's restore script's keys phase (the same files the NixOS image
+# runs), then hands PID 1 to busybox init, which runs sshd with the restored host keys and, at the same time, the
+# restore's network phase and the login banner. It never generates host keys: a rescue that cannot prove it is
 # the host must not answer as one.
 #
 # Placeholders (filled in by ts/test-image/build.ts):
@@ -81,10 +81,16 @@ name=$(sed -n 's/^hostname=//p' /emergency/restore.env 2>/dev/null)
 hostname "${name:-emergency-rescue}"
 printf 'name=%s\nbooted_at=%s\n' '@name@' "$(date +%s)" >/etc/emergency-rescue
 
+# The restore's first phase: the host keys and root's keys, all sshd needs (docs/image-layout.md, the boot order).
 # restore.sh writes each line to the console itself; its stdout would only repeat them there.
-sh /usr/lib/emergency/restore.sh >/dev/null
-# The login banner: the old system's disks, what the restore did, how to leave.
-sh /usr/lib/emergency/rescue-banner.sh || log "cannot write the login banner"
+sh /usr/lib/emergency/restore.sh keys >/dev/null
+
+# The network phase and then the login banner (the old system's disks, what the restore did, how to leave), started
+# by busybox init as a `::once:` entry: init runs it after `::sysinit:` (there is none) without waiting for it,
+# beside sshd's `::respawn:`, so sshd starts while the network is restored. An init entry rather than `&` here:
+# init is PID 1 then and reaps it, and its console output is init's, not a child of a shell that exec'd away.
+# The restore's log on the console says when it is done.
+echo '::once:/bin/sh -c "sh /usr/lib/emergency/restore.sh network >/dev/null; sh /usr/lib/emergency/rescue-banner.sh"' >>/etc/inittab
 
 mkdir -p /run/sshd
 chmod 755 /run/sshd
