@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -286,6 +286,59 @@ describe('rescue-banner.sh writes the same summary', () => {
         });
       }
     }
+  }
+});
+
+/**
+ * `rescue-banner.sh show`, what a login shell runs: sshd answers before the network phase ends, so a login may come
+ * before the banner. It waits for it (up to 3 s) while the restore runs, then says the restore is still running.
+ */
+describe('rescue-banner.sh show, for a login during the restore', () => {
+  const SCRIPT = join(REPO, 'scripts/rescue-banner.sh');
+  const dir = mkdtempSync(join(tmpdir(), 'emergency-banner-show-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  let n = 0;
+  function paths() {
+    const root = mkdtempSync(join(dir, `r${++n}-`));
+    return { BANNER: join(root, 'banner'), RESTORE_REPORT: join(root, 'report'), PATH: process.env.PATH ?? '' };
+  }
+  function show(shell: string[], env: Record<string, string>): Promise<{ stdout: string; seconds: number }> {
+    const started = Date.now();
+    const child = spawn(shell[0], [...shell.slice(1), SCRIPT, 'show'], { env });
+    let stdout = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    return new Promise((resolve) => child.on('close', () => resolve({ stdout, seconds: (Date.now() - started) / 1000 })));
+  }
+  for (const shell of shells) {
+    const name = shell.join(' ');
+    it(`${name}: the banner there: printed at once`, async () => {
+      const env = paths();
+      writeFileSync(env.BANNER, 'BANNER\n');
+      const r = await show(shell, env);
+      assert.equal(r.stdout, 'BANNER\n');
+      assert.ok(r.seconds < 1, `${r.seconds} s`);
+    });
+    it(`${name}: the restore running, the banner written a moment later: waits and prints it`, async () => {
+      const env = paths();
+      writeFileSync(`${env.RESTORE_REPORT}.tmp`, '');
+      const r = show(shell, env);
+      setTimeout(() => writeFileSync(env.BANNER, 'BANNER\n'), 700);
+      assert.equal((await r).stdout, 'BANNER\n');
+    });
+    it(`${name}: the restore still running after 3 s: says so and where the banner will be`, async () => {
+      const env = paths();
+      writeFileSync(`${env.RESTORE_REPORT}.tmp`, '');
+      const r = await show(shell, env);
+      assert.equal(r.stdout, `emergency rescue system: the restore is still running (network, gateway check); its results: cat ${env.BANNER}\n`);
+      assert.ok(r.seconds >= 2.5 && r.seconds < 6, `${r.seconds} s`);
+    });
+    it(`${name}: no restore at all (booted without data, nothing written): prints nothing, at once`, async () => {
+      const r = await show(shell, paths());
+      assert.equal(r.stdout, '');
+      assert.ok(r.seconds < 1, `${r.seconds} s`);
+    });
   }
 });
 

@@ -4,11 +4,13 @@
  * swapped for temporary ones; the fallback script is absent here, so the rescue's answer is `not-armed`.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { CONFIRM_AND_REPORT, parseRescueAnswer, REPORT_WAIT_S } from '../../boundary/rescue.js';
+import { restoreFromAnswer } from '../../rescue-summary.js';
 import { probeCommand, splitProbeAnswer } from '../../steps/wait.js';
 
 const which = (name: string) => spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim();
@@ -59,4 +61,77 @@ describe('the wait probe', () => {
     assert.equal(answer.rest, 'fallback_state=not-armed\n');
     assert.equal(existsSync(pwned), false);
   });
+});
+
+/**
+ * CONFIRM_AND_REPORT while restore.sh's network phase may still run (sshd answers before it ends): the confirmation
+ * comes at once, the report is waited for while its .tmp is there, at most REPORT_WAIT_S. The fallback script is a
+ * stand-in that notes when it confirmed.
+ */
+describe('the confirmation and report command, while the restore runs', () => {
+  const REPORT = 'format\t1\t-\temergency restore report\nstep\tnetwork\tok\tnetwork restored\ndone\t-\tok\t0 failed step(s)\n';
+  let n = 0;
+  function rescue() {
+    const root = join(dir, `rescue-${++n}`);
+    mkdirSync(root);
+    const report = join(root, 'emergency-restore.report');
+    const confirmed = join(root, 'confirmed');
+    writeFileSync(join(root, 'fallback.sh'), `echo confirmed >${confirmed}\necho fallback_state=off\n`);
+    const command = CONFIRM_AND_REPORT.replaceAll('/var/log/emergency-restore.report', report).replaceAll(
+      '/etc/emergency/fallback-reboot.sh',
+      join(root, 'fallback.sh'),
+    );
+    return { report, confirmed, command };
+  }
+  function run(shell: [string, string], command: string): Promise<{ stdout: string; seconds: number }> {
+    const started = Date.now();
+    const args = shell[0] === 'busybox ash' ? ['ash', '-c', command] : ['-c', command];
+    return new Promise((resolve, reject) =>
+      execFile(shell[1], args, { encoding: 'utf8' }, (error, stdout) => (error ? reject(error) : resolve({ stdout, seconds: (Date.now() - started) / 1000 }))),
+    );
+  }
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  for (const shell of SHELLS) {
+    it(`${shell[0]}: confirms first, then prints the report once the network phase moves it into place`, async () => {
+      const r = rescue();
+      writeFileSync(`${r.report}.tmp`, 'format\t1\t-\temergency restore report\n');
+      const answer = run(shell, r.command);
+      await sleep(800);
+      assert.equal(existsSync(r.confirmed), true, 'confirmed before the report exists');
+      writeFileSync(`${r.report}.new`, REPORT);
+      // What restore.sh does at its end: the report appears and the .tmp goes in one rename.
+      renameSync(`${r.report}.new`, r.report);
+      rmSync(`${r.report}.tmp`);
+      const { stdout, seconds } = await answer;
+      assert.ok(seconds < 3, `returned ${seconds} s after the start, soon after the report appeared`);
+      const parsed = parseRescueAnswer(stdout);
+      // The section's body, as the sections parser gives it: without the last newline.
+      assert.equal(parsed.reportText, REPORT.trimEnd());
+      assert.equal(parsed.report?.result, 'ok');
+    });
+
+    it(`${shell[0]}: a network phase still running after REPORT_WAIT_S is said, not waited for longer`, async () => {
+      const r = rescue();
+      writeFileSync(`${r.report}.tmp`, 'format\t1\t-\temergency restore report\n');
+      const { stdout, seconds } = await run(shell, r.command);
+      assert.ok(seconds >= REPORT_WAIT_S - 0.5 && seconds < REPORT_WAIT_S + 3, `waited ${seconds} s`);
+      const parsed = parseRescueAnswer(stdout);
+      assert.equal(parsed.fallback.fallback_state, 'off');
+      assert.equal(parsed.restoreRunning, true);
+      assert.equal(parsed.reportText, undefined);
+      assert.match(parsed.reportProblem ?? '', new RegExp(`still running after ${REPORT_WAIT_S} s`));
+      assert.deepEqual(restoreFromAnswer(parsed, '/R'), {
+        none: 'the restore was still running (no report at /R yet); log in to see the banner once it is done',
+      });
+    });
+
+    it(`${shell[0]}: no report and no .tmp (restore.sh never ran) answers at once, without a section`, async () => {
+      const r = rescue();
+      const { stdout, seconds } = await run(shell, r.command);
+      assert.ok(seconds < 1.5, `took ${seconds} s`);
+      assert.equal(stdout, 'fallback_state=off\n');
+      assert.equal(parseRescueAnswer(stdout).restoreRunning, undefined);
+    });
+  }
 });
