@@ -4,7 +4,7 @@
  * (scripts/restore.sh). Each shape is declared once here and parsed once.
  */
 import { z } from 'zod';
-import { parseScriptOutput, SECTION_MARKER } from '../sections.js';
+import { parseScriptOutput, SECTION_MARKER, type ScriptOutput } from '../sections.js';
 import { parseBoundary, describeIssues } from './schema.js';
 
 /** Where both rescue images keep the shared script and the report (docs/image-layout.md). */
@@ -66,18 +66,39 @@ export const REPORT_WAIT_S = 6;
 const REPORT_POLL_S = 0.2;
 
 /**
+ * sh that waits up to `seconds` while restore.sh's network phase runs (its .tmp, no report), then prints the report
+ * as a `restore-report` section, or an empty `restore-running` section when it still runs, or nothing (no restore).
+ */
+function reportAfterWaiting(seconds: number): string {
+  return (
+    `i=0; while [ ! -f ${RESTORE_REPORT} ] && [ -e ${RESTORE_REPORT_TMP} ] && [ $i -lt ${Math.round(seconds / REPORT_POLL_S)} ]; ` +
+    `do sleep ${REPORT_POLL_S}; i=$((i + 1)); done; ` +
+    `if [ -f ${RESTORE_REPORT} ]; then echo '${SECTION_MARKER} restore-report'; cat ${RESTORE_REPORT}; ` +
+    `elif [ -e ${RESTORE_REPORT_TMP} ]; then echo '${SECTION_MARKER} restore-running'; fi`
+  );
+}
+
+/**
  * The one ssh command after the verified probe: confirm the fallback first (the wait for the report must never
  * delay it: the fallback deadline keeps running), then the restore report as a section, present only when the
  * file exists (an empty report and no report are told apart, as the banner does). While restore.sh's network phase
  * still runs (its .tmp file, no report yet) it waits up to REPORT_WAIT_S for the report; still running after that,
  * it says so with an empty `restore-running` section.
  */
-export const CONFIRM_AND_REPORT =
-  `if [ -f ${FALLBACK_SCRIPT} ]; then sh ${FALLBACK_SCRIPT} confirm cli; else echo fallback_state=not-armed; fi; ` +
-  `i=0; while [ ! -f ${RESTORE_REPORT} ] && [ -e ${RESTORE_REPORT_TMP} ] && [ $i -lt ${Math.round(REPORT_WAIT_S / REPORT_POLL_S)} ]; ` +
-  `do sleep ${REPORT_POLL_S}; i=$((i + 1)); done; ` +
-  `if [ -f ${RESTORE_REPORT} ]; then echo '${SECTION_MARKER} restore-report'; cat ${RESTORE_REPORT}; ` +
-  `elif [ -e ${RESTORE_REPORT_TMP} ]; then echo '${SECTION_MARKER} restore-running'; fi`;
+export const CONFIRM_AND_REPORT = `if [ -f ${FALLBACK_SCRIPT} ]; then sh ${FALLBACK_SCRIPT} confirm cli; else echo fallback_state=not-armed; fi; ${reportAfterWaiting(REPORT_WAIT_S)}`;
+
+/**
+ * How long the second, later read of the report (LATE_REPORT) may wait: a network phase whose gateway never
+ * answers takes ~20 s under TCG (8 one-second pings, 2 s for carrier, the last-chance DHCP's start), and exactly then
+ * the report is what the operator needs to read.
+ */
+export const LATE_REPORT_WAIT_S = 40;
+
+/**
+ * The report once the network phase is over, for a rescue whose restore was still running when CONFIRM_AND_REPORT
+ * gave up waiting: the same section, after waiting up to LATE_REPORT_WAIT_S; no confirmation (that one was done).
+ */
+export const LATE_REPORT = reportAfterWaiting(LATE_REPORT_WAIT_S);
 
 /** What the rescue said to CONFIRM_AND_REPORT: the fallback's state and the report (undefined: none found). */
 export interface RescueAnswer {
@@ -95,12 +116,25 @@ export interface RescueAnswer {
 export function parseRescueAnswer(output: string): RescueAnswer {
   const { facts, sections } = parseScriptOutput(output);
   const fallback = parseBoundary('fallback-reboot.sh', fallbackStateSchema, facts);
+  return { fallback, ...parseReportSections(sections, REPORT_WAIT_S) };
+}
+
+/**
+ * Parses LATE_REPORT's output into `earlier` (the answer whose restore was still running): its fallback state
+ * stays, the report part is the new one.
+ */
+export function parseLateReport(output: string, earlier: RescueAnswer): RescueAnswer {
+  return { fallback: earlier.fallback, ...parseReportSections(parseScriptOutput(output).sections, REPORT_WAIT_S + LATE_REPORT_WAIT_S) };
+}
+
+/** The report part of an answer, from its sections; `waitedS`: how long the rescue side waited, for the message. */
+function parseReportSections(sections: ScriptOutput['sections'], waitedS: number): Omit<RescueAnswer, 'fallback'> {
   const reportText = sections.find((s) => s.name === 'restore-report')?.body;
   if (reportText === undefined && sections.some((s) => s.name === 'restore-running')) {
-    return { fallback, reportProblem: `the restore was still running after ${REPORT_WAIT_S} s: no report at ${RESTORE_REPORT} yet`, restoreRunning: true };
+    return { reportProblem: `the restore was still running after ${waitedS} s: no report at ${RESTORE_REPORT} yet`, restoreRunning: true };
   }
   const body = reportText ?? '';
-  if (!body.trim()) return { fallback, reportProblem: `no report at ${RESTORE_REPORT}`, reportText };
+  if (!body.trim()) return { reportProblem: `no report at ${RESTORE_REPORT}`, reportText };
   const lines = body
     .split('\n')
     .filter((l) => l !== '')
@@ -111,10 +145,9 @@ export function parseRescueAnswer(output: string): RescueAnswer {
   const report = restoreReportSchema.safeParse(lines);
   if (!report.success) {
     return {
-      fallback,
       reportProblem: `the report at ${RESTORE_REPORT} is not understood: ${describeIssues(report.error.issues, 'line').join('; ')}`,
       reportText,
     };
   }
-  return { fallback, report: report.data, reportText };
+  return { report: report.data, reportText };
 }

@@ -11,7 +11,7 @@
  */
 import { connect as tcpConnect } from 'node:net';
 import { HeldConnection } from '../held-connection.js';
-import { CONFIRM_AND_REPORT, parseRescueAnswer, type RescueAnswer } from '../boundary/rescue.js';
+import { CONFIRM_AND_REPORT, LATE_REPORT, LATE_REPORT_WAIT_S, parseLateReport, parseRescueAnswer, type RescueAnswer } from '../boundary/rescue.js';
 import { shellQuote } from '../shell-quote.js';
 import { EmergencyError, ExitCode, HostKeyChangedError } from '../errors.js';
 import { clockTime, describeConfirmation, explainUnexpectedBoot, reportWarnings } from '../fallback.js';
@@ -286,8 +286,10 @@ export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise
             (goneAt ? ` (old system gone after ${((goneAt - started) / 1000).toFixed(1)} s)` : ''),
         );
         // The probe confirmed and read the report already; a rescue that said nothing more is asked again.
-        const answer = rest.trim() ? readRescueAnswer(ui, rest, result.stderr, started) : await confirmRescue(remote, ui, started);
-        return { bootId, answeredAfterMs: Date.now() - started, answer };
+        let answer = rest.trim() ? readRescueAnswer(ui, rest, result.stderr, started) : await confirmRescue(remote, ui, started);
+        const answeredAfterMs = Date.now() - started;
+        if (answer?.restoreRunning) answer = await readLateReport(remote, ui, answer);
+        return { bootId, answeredAfterMs, answer };
       }
       // The old system still answers: whatever failed before did not mean it had gone.
       goneAt = undefined;
@@ -322,6 +324,25 @@ export async function waitForRescue(remote: Remote, ui: Ui, w: WaitFor): Promise
 async function confirmRescue(remote: Remote, ui: Ui, started: number): Promise<RescueAnswer | undefined> {
   const result = await remote.probe('root', CONFIRM_AND_REPORT, PROBE_CONNECT_TIMEOUT_S * 3);
   return readRescueAnswer(ui, result.stdout, result.stderr, started);
+}
+
+/**
+ * The rescue is up and confirmed, but its restore was still running (a gateway that does not answer makes the
+ * network phase take ~20 s, the last chance included): wait for the report in one more ssh run, so that the
+ * summary says what the restore did exactly when it matters. Unreadable or still running: the earlier answer, which
+ * says so.
+ */
+async function readLateReport(remote: Remote, ui: Ui, earlier: RescueAnswer): Promise<RescueAnswer> {
+  ui.info(`the restore is still running on the rescue system; waiting up to ${LATE_REPORT_WAIT_S} s for its report`);
+  // ssh's own limit is twice ConnectTimeout plus 2 s (ssh.ts probe): room for LATE_REPORT_WAIT_S and a connection.
+  const result = await remote.probe('root', LATE_REPORT, Math.ceil(LATE_REPORT_WAIT_S / 2) + PROBE_CONNECT_TIMEOUT_S);
+  if (result.code !== 0) {
+    ui.warn(`could not read the restore report after it finished: ${result.stderr.trim().split('\n').pop() ?? `ssh exited with ${result.code}`}`);
+    return earlier;
+  }
+  const answer = parseLateReport(result.stdout, earlier);
+  for (const warning of reportWarnings(answer)) ui.warn(warning);
+  return answer;
 }
 
 /** What the rescue said to CONFIRM_AND_REPORT, told to the operator: the fallback's state, the report's warnings. */

@@ -332,6 +332,42 @@ describe('wait', () => {
     assert.ok(ui.lines.some((l) => /^warn restore: network failed: network\.sh reported 1/.test(l)));
     assert.ok(ui.lines.some((l) => /^warn the restore log is \/var\/log\/emergency-restore\.log/.test(l)));
   });
+  const stillRunning =
+    'fallback_state=confirmed\nfallback_seconds=900\nfallback_confirmed_by=cli\nfallback_confirmed_after_s=9\n@@emergency-section restore-running\n';
+  it('a restore still running when the rescue is confirmed: its report is read in one more run, without confirming again', async () => {
+    const remote = new FakeRemote('root', []);
+    remote.probeReplies = [
+      { code: 0, stdout: `${rescue.stdout}${stillRunning}` },
+      { code: 0, stdout: `@@emergency-section restore-report\n${report}` },
+    ];
+    const ui = new RecordingUi();
+    const up = await waitForRescue(remote, ui, { oldBootId: 'old-boot', triggeredAt: Date.now(), timeoutSeconds: 5, fallbackReboot: 900 });
+    assert.equal(remote.probes.length, 2);
+    assert.doesNotMatch(remote.probes[1], /confirm/, 'the confirmation is not repeated');
+    assert.match(remote.probes[1], /emergency-restore\.report/);
+    assert.equal(up.answer?.fallback.fallback_state, 'confirmed', 'the confirmation of the first run stays');
+    assert.equal(up.answer?.report?.result, 'failed');
+    assert.equal(up.answer?.restoreRunning, undefined);
+    assert.ok(
+      ui.lines.some((l) => /^info the restore is still running .* waiting up to 40 s/.test(l)),
+      ui.lines.join('\n'),
+    );
+    assert.ok(ui.lines.some((l) => /^warn restore: network failed: network\.sh reported 1/.test(l)));
+  });
+  it('a restore still running, and the later read fails: the rescue is up all the same, and the summary says the restore was running', async () => {
+    const remote = new FakeRemote('root', []);
+    remote.probeReplies = [
+      { code: 0, stdout: `${rescue.stdout}${stillRunning}` },
+      { code: 255, stderr: 'Connection reset by peer' },
+    ];
+    const ui = new RecordingUi();
+    const up = await waitForRescue(remote, ui, { oldBootId: 'old-boot', triggeredAt: Date.now(), timeoutSeconds: 5, fallbackReboot: 900 });
+    assert.equal(up.answer?.restoreRunning, true);
+    assert.ok(
+      ui.lines.some((l) => /^warn could not read the restore report after it finished: Connection reset by peer/.test(l)),
+      ui.lines.join('\n'),
+    );
+  });
   it('a sudo user: root refused, the installed system back after the fallback time → exit 7 naming the fallback', async () => {
     const remote = new FakeRemote('admin', []);
     remote.probeReplies = [

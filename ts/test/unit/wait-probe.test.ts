@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CONFIRM_AND_REPORT, parseRescueAnswer, REPORT_WAIT_S } from '../../boundary/rescue.js';
+import { CONFIRM_AND_REPORT, LATE_REPORT, parseLateReport, parseRescueAnswer, REPORT_WAIT_S } from '../../boundary/rescue.js';
 import { restoreFromAnswer } from '../../rescue-summary.js';
 import { probeCommand, splitProbeAnswer } from '../../steps/wait.js';
 
@@ -124,6 +124,26 @@ describe('the confirmation and report command, while the restore runs', () => {
       assert.deepEqual(restoreFromAnswer(parsed, '/R'), {
         none: 'the restore was still running (no report at /R yet); log in to see the banner once it is done',
       });
+    });
+
+    it(`${shell[0]}: the later read (LATE_REPORT) waits on past REPORT_WAIT_S for the report, and keeps the earlier confirmation`, async () => {
+      const r = rescue();
+      writeFileSync(`${r.report}.tmp`, 'format\t1\t-\temergency restore report\n');
+      const command = LATE_REPORT.replaceAll('/var/log/emergency-restore.report', r.report);
+      const answer = run(shell, command);
+      await sleep((REPORT_WAIT_S + 1) * 1000);
+      writeFileSync(r.report, REPORT);
+      rmSync(`${r.report}.tmp`);
+      const { stdout, seconds } = await answer;
+      assert.ok(seconds > REPORT_WAIT_S && seconds < REPORT_WAIT_S + 3, `returned after ${seconds} s`);
+      assert.equal(existsSync(r.confirmed), false, 'no confirmation in the later read');
+      const earlier = parseRescueAnswer(
+        'fallback_state=confirmed\nfallback_seconds=900\nfallback_confirmed_by=cli\nfallback_confirmed_after_s=9\n@@emergency-section restore-running\n',
+      );
+      const parsed = parseLateReport(stdout, earlier);
+      assert.equal(parsed.fallback.fallback_state, 'confirmed');
+      assert.equal(parsed.report?.result, 'ok');
+      assert.equal(parsed.restoreRunning, undefined);
     });
 
     it(`${shell[0]}: no report and no .tmp (restore.sh never ran) answers at once, without a section`, async () => {
