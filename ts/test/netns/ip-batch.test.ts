@@ -11,12 +11,12 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { addNetns, cleanup, isRoot, REPO, sh } from './netns.js';
+import { addNetns, cleanup, REPO, SCRIPT_SHELLS, scriptNetnsSkip, sh } from './netns.js';
 
-const shells = [['dash'], ['busybox', 'ash']].filter((shell) => spawnSync(shell[0], [...shell.slice(1), '-c', 'true']).status === 0);
+const shells = SCRIPT_SHELLS;
 const realIp = spawnSync('sh', ['-c', 'command -v ip'], { encoding: 'utf8' }).stdout.trim();
 const busyboxIp = spawnSync('busybox', ['ip', 'help'], { encoding: 'utf8' }).stderr?.includes('Usage: ip') ?? false;
-const skip = !isRoot() ? 'needs root (network namespaces)' : shells.length === 0 ? 'needs dash or busybox' : !realIp ? 'needs iproute2' : false;
+const skip = scriptNetnsSkip() || (!realIp ? 'needs iproute2' : false);
 
 const lib = readFileSync(join(REPO, 'scripts/network-lib.sh'), 'utf8');
 const HELPERS = lib.slice(lib.search(/^set -u$/m));

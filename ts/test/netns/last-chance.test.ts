@@ -6,22 +6,17 @@
  * namespaces. Runs under dash and busybox ash.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { addNetns, cleanup, isRoot, nsExec, REPO, sh } from './netns.js';
+import { addNetns, cleanup, nsExec, ONE_NIC_NETWORK_SH, REPO, SCRIPT_SHELLS, scriptNetnsSkip, sh } from './netns.js';
 
 const RESTORE = join(REPO, 'scripts/restore.sh');
-const shells = [['dash'], ['busybox', 'ash']].filter((shell) => spawnSync(shell[0], [...shell.slice(1), '-c', 'true']).status === 0);
-const skip = !isRoot() ? 'needs root (network namespaces)' : shells.length === 0 ? 'needs dash or busybox' : false;
+const shells = SCRIPT_SHELLS;
+const skip = scriptNetnsSkip();
 
-const NETWORK_SH = `#!/bin/sh
-ip link set res0 up
-ip addr add 10.9.0.5/24 dev res0
-ip route add default via 10.9.0.1 dev res0
-`;
+const NETWORK_SH = ONE_NIC_NETWORK_SH;
 
 describe('restore.sh: default gateway check and last-chance DHCP (root: network namespaces)', { skip, timeout: 120_000 }, () => {
   const work = mkdtempSync(join(tmpdir(), 'emergency-last-chance-'));

@@ -37,6 +37,22 @@ export function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
 
+/** The shells the host and rescue scripts must run under (dash and busybox ash), those installed here. */
+export const SCRIPT_SHELLS: string[][] = [['dash'], ['busybox', 'ash']].filter((shell) => spawnSync(shell[0], [...shell.slice(1), '-c', 'true']).status === 0);
+
+/** Why a test that runs a script in network namespaces under SCRIPT_SHELLS cannot run here; false when it can. */
+export function scriptNetnsSkip(): string | false {
+  if (!isRoot()) return 'needs root (network namespaces)';
+  return SCRIPT_SHELLS.length === 0 ? 'needs dash or busybox' : false;
+}
+
+/** The restore tests' network.sh: the NIC stand-in res0 at 10.9.0.5/24, its default gateway 10.9.0.1. */
+export const ONE_NIC_NETWORK_SH = `#!/bin/sh
+ip link set res0 up
+ip addr add 10.9.0.5/24 dev res0
+ip route add default via 10.9.0.1 dev res0
+`;
+
 export function sh(cmd: string, args: string[], input?: string): string {
   return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
 }

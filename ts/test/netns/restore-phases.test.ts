@@ -5,22 +5,17 @@
  * counting phase 1's failed steps; the two phases give the report one run without an argument gives.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { addNetns, cleanup, isRoot, nsExec, REPO, sh } from './netns.js';
+import { addNetns, cleanup, nsExec, ONE_NIC_NETWORK_SH, REPO, SCRIPT_SHELLS, scriptNetnsSkip, sh } from './netns.js';
 
 const RESTORE = join(REPO, 'scripts/restore.sh');
-const shells = [['dash'], ['busybox', 'ash']].filter((shell) => spawnSync(shell[0], [...shell.slice(1), '-c', 'true']).status === 0);
-const skip = !isRoot() ? 'needs root (network namespaces)' : shells.length === 0 ? 'needs dash or busybox' : false;
+const shells = SCRIPT_SHELLS;
+const skip = scriptNetnsSkip();
 
-const NETWORK_SH = `#!/bin/sh
-ip link set res0 up
-ip addr add 10.9.0.5/24 dev res0
-ip route add default via 10.9.0.1 dev res0
-`;
+const NETWORK_SH = ONE_NIC_NETWORK_SH;
 const mode = (path: string) => statSync(path).mode & 0o777;
 /** A report with the run's own directory replaced: a message may name a path (the log's). */
 const normalized = (text: string, dir: string) => text.replaceAll(dir, 'DIR');
