@@ -78,6 +78,16 @@ print_state() {
   fi
 }
 
+# await_decision: the decision directory is made first (the atomic part) and its confirmed or reboot file a moment
+# later; waits for that file (at most 20 s), so that who decided can be read.
+await_decision() {
+  tries=0
+  while [ ! -f "$state/decision/confirmed" ] && [ ! -f "$state/decision/reboot" ] && [ "$tries" -lt 20 ]; do
+    sleep 1
+    tries=$((tries + 1))
+  done
+}
+
 # confirm BY: returns 0 when confirmed (now or before) or off, 1 when the reboot was already decided or nothing is armed.
 confirm() {
   by=$1
@@ -95,11 +105,7 @@ confirm() {
     say "fallback reboot disarmed: confirmed by $by"
   fi
   # A confirmation that lost the race to the reboot: mkdir failed and no confirmed file will ever appear.
-  tries=0
-  while [ ! -f "$state/decision/confirmed" ] && [ ! -f "$state/decision/reboot" ] && [ "$tries" -lt 20 ]; do
-    sleep 1
-    tries=$((tries + 1))
-  done
+  await_decision
   print_state
   [ -f "$state/decision/confirmed" ]
 }
@@ -151,6 +157,8 @@ run() {
   say "fallback reboot armed: unless confirmed within $seconds s, this rescue system reboots into the installed system"
   while [ "$(uptime_s)" -lt "$((now + seconds))" ]; do
     if [ -d "$state/decision" ]; then
+      # Seen between confirm's mkdir and its confirmed file, this said "confirmed by " (an e2e run caught it).
+      await_decision
       say "fallback reboot disarmed (confirmed by $(sed -n 1p "$state/decision/confirmed" 2>/dev/null))"
       return 0
     fi
