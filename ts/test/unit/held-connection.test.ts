@@ -37,8 +37,9 @@ interface FakeSshd {
 /**
  * A loopback "sshd": sends `greeting` in the given pieces (a line before the banner, the banner, then the start of
  * its next packet, as a real sshd may), then answers every line it receives upper-cased; ends when the client does.
+ * With `closeOnceReceived`, it answers nothing and closes the connection once what it received matches.
  */
-async function fakeSshd(greeting = ['hello\r\n', 'SSH-2.0-fake_1.0\r\n', 'KEXINIT-bytes']): Promise<FakeSshd> {
+async function fakeSshd(greeting = ['hello\r\n', 'SSH-2.0-fake_1.0\r\n', 'KEXINIT-bytes'], closeOnceReceived?: RegExp): Promise<FakeSshd> {
   const connections: FakeSshd['connections'] = [];
   const server = createServer((socket) => {
     const received: Buffer[] = [];
@@ -49,6 +50,10 @@ async function fakeSshd(greeting = ['hello\r\n', 'SSH-2.0-fake_1.0\r\n', 'KEXINI
     let line = '';
     socket.on('data', (chunk: Buffer) => {
       received.push(chunk);
+      if (closeOnceReceived) {
+        if (closeOnceReceived.test(Buffer.concat(received).toString('latin1'))) socket.end();
+        return;
+      }
       line += chunk.toString('latin1');
       for (let i = line.indexOf('\n'); i >= 0; i = line.indexOf('\n')) {
         socket.write(line.slice(0, i + 1).toUpperCase());
@@ -179,9 +184,10 @@ describe('a held banner connection through the relay', () => {
 
 describe('the real ssh client over the ProxyCommand the CLI builds', () => {
   it('sends its banner to sshd on the held connection, after the replayed one, then its key exchange', async () => {
-    // This fake sshd sends only a banner: ssh answers with its own and then fails the key exchange, after which
-    // we know the quoting reached the relay and the bytes went through the one connection.
-    const sshd = await fakeSshd(['SSH-2.0-fake_1.0\r\n']);
+    // This fake sshd sends only a banner and closes once ssh's key exchange arrived, so ssh fails after it sent
+    // its banner and KEXINIT: the quoting reached the relay and the bytes went through the one connection. (An
+    // sshd that answers with garbage instead let ssh exit, and kill the relay, before KEXINIT had left it.)
+    const sshd = await fakeSshd(['SSH-2.0-fake_1.0\r\n'], /^SSH-2\.0-OpenSSH_[^\r\n]+\r\n.+kex/s);
     try {
       const held = await sshBanner({ host: '127.0.0.1', port: sshd.port }, 2000);
       assert.ok(held);
