@@ -337,7 +337,9 @@ async function readLateReport(remote: Remote, ui: Ui, earlier: RescueAnswer): Pr
   // ssh's own limit is twice ConnectTimeout plus 2 s (ssh.ts probe): room for LATE_REPORT_WAIT_S and a connection.
   const result = await remote.probe('root', LATE_REPORT, Math.ceil(LATE_REPORT_WAIT_S / 2) + PROBE_CONNECT_TIMEOUT_S);
   if (result.code !== 0) {
-    ui.warn(`could not read the restore report after it finished: ${result.stderr.trim().split('\n').pop() ?? `ssh exited with ${result.code}`}`);
+    ui.warn(`could not read the restore report after it finished: ${result.stderr.trim().split('\n').pop() || `ssh exited with ${result.code}`}`);
+    // What is known then: it was still running, and where its log is.
+    for (const warning of reportWarnings(earlier)) ui.warn(warning);
     return earlier;
   }
   const answer = parseLateReport(result.stdout, earlier);
@@ -358,6 +360,7 @@ function readRescueAnswer(ui: Ui, stdout: string, stderrText: string, started: n
   const text = describeConfirmation(answer.fallback, (Date.now() - started) / 1000);
   if (answer.fallback.fallback_state === 'confirmed' || answer.fallback.fallback_state === 'off') ui.info(text);
   else ui.warn(text);
-  for (const warning of reportWarnings(answer)) ui.warn(warning);
+  // A restore still running is no problem yet: the late read (readLateReport) follows and warns about what it finds.
+  if (!answer.restoreRunning) for (const warning of reportWarnings(answer)) ui.warn(warning);
   return answer;
 }

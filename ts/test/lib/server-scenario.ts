@@ -119,6 +119,28 @@ export function defaultScenario(): ServerScenario {
 }
 
 /**
+ * A server whose every default gateway is dead, as after a provider moved it: one NIC, the operator still reaching it
+ * on-link. QEMU's user-mode network (slirp) answers ARP only for its own virtual addresses in 10.0.2.0/24 (the
+ * gateway .2, the DNS .3, guestfwd targets) and neighbour solicitations only for its own host address (fec0::2 and
+ * its link-local twin fe80::2); so 10.0.2.99 and fe80::99 are on-link addresses nobody answers. restore.sh's gateway
+ * check passes when ANY default gateway answers, so both families point at a dead one. The operator's ssh arrives
+ * from 10.0.2.2 on the connected 10.0.2.0/24, which needs no gateway: the old system and the rescue stay reachable.
+ * slirp's DHCP server leases 10.0.2.15 to the rescue's last-chance DHCP (under restrict=on without a router option).
+ */
+export function deadGatewayScenario(): ServerScenario {
+  const base = defaultScenario();
+  return {
+    ...base,
+    hostname: 'moved-box',
+    nics: [{ mac: '52:54:00:12:34:01', name: 'ens3', ipv4: ['10.0.2.15/24'], ipv6: ['fec0::15/64'], ssh: true }],
+    routes: [
+      ['default', 'via', '10.0.2.99', 'dev', 'ens3'],
+      ['default', 'via', 'fe80::99', 'dev', 'ens3'],
+    ],
+  };
+}
+
+/**
  * The data-centre box: ssh on a plain NIC, bond0 (eno1 + eno2, eno2 preferred) with bond0.100 on top, br0 with
  * enp5s0, and a dummy anycast0 holding a service address.
  */

@@ -353,6 +353,8 @@ describe('wait', () => {
       ui.lines.join('\n'),
     );
     assert.ok(ui.lines.some((l) => /^warn restore: network failed: network\.sh reported 1/.test(l)));
+    // Only what the late report says is warned about: "still running" was no problem, just a reason to wait.
+    assert.ok(!ui.lines.some((l) => /still running after/.test(l)), ui.lines.join('\n'));
   });
   it('a restore still running, and the later read fails: the rescue is up all the same, and the summary says the restore was running', async () => {
     const remote = new FakeRemote('root', []);
@@ -365,6 +367,10 @@ describe('wait', () => {
     assert.equal(up.answer?.restoreRunning, true);
     assert.ok(
       ui.lines.some((l) => /^warn could not read the restore report after it finished: Connection reset by peer/.test(l)),
+      ui.lines.join('\n'),
+    );
+    assert.ok(
+      ui.lines.some((l) => /^warn the restore was still running after 6 s: .*see \/var\/log\/emergency-restore\.log/.test(l)),
       ui.lines.join('\n'),
     );
   });
