@@ -24,7 +24,7 @@
 #   RESTORE_LOG     log file, also echoed to the console       (default /var/log/emergency-restore.log)
 #   RESTORE_REPORT  the machine-readable report                (default /var/log/emergency-restore.report)
 #   IDENTITY_ROOT   prefix for the DHCP client identity's paths (default: none, i.e. /)
-#   GATEWAY_WAIT_S  how long a default gateway may take to answer (default 8)
+#   GATEWAY_WAIT_S  rounds of probes a default gateway gets to answer, 1 s apart (default 8)
 #   EMERGENCY_STATE_DIR  network.sh's and the last chance's state (default /run/emergency-network)
 set -u
 
@@ -231,12 +231,23 @@ start_last_chance_dhcp() {
   fi
 }
 
+# " (N s)": the seconds since $1 (a `date +%s` reading), or nothing when either reading is missing.
+seconds_since() {
+  now=$(date +%s 2>/dev/null)
+  case $1 in '' | *[!0-9]*) return 0 ;; esac
+  case $now in '' | *[!0-9]*) return 0 ;; esac
+  printf ' (%s s)' "$((now - $1))"
+}
+
 # The last chance: when no default gateway answers after network.sh, the restored configuration probably does not
 # fit where the machine is now (the provider moved it, the gateway changed); a DHCP lease on a NIC with carrier may
 # still make it reachable. The static addresses stay.
 check_gateway() {
   gateways=$(default_gateways)
   if [ -n "$gateways" ]; then
+    # A round pings every gateway in turn (up to 1 s each when it does not answer), then sleeps 1 s: the wait is
+    # GATEWAY_WAIT_S rounds, not seconds, and the report says how long it took.
+    since=$(date +%s 2>/dev/null)
     waited=0
     while [ "$waited" -lt "$gateway_wait_s" ]; do
       answered=$(printf '%s\n' "$gateways" | while read -r gw dev; do
@@ -253,7 +264,7 @@ check_gateway() {
       sleep 1
       waited=$((waited + 1))
     done
-    step_result gateway failed "no default gateway answered within $gateway_wait_s s: $(printf '%s' "$gateways" | tr '\n' ',')"
+    step_result gateway failed "no default gateway answered in $gateway_wait_s rounds of probes$(seconds_since "$since"): $(printf '%s' "$gateways" | tr '\n' ',')"
   else
     step_result gateway failed "no default route after network.sh"
   fi

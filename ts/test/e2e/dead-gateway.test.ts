@@ -99,7 +99,11 @@ describe('emergency rescues a server whose default gateways never answer (needs 
       output,
     );
     // The late report's warnings: the gateway that failed (both dead ones named) and what the last chance did.
-    assert.match(result.stderr, /warning: restore: gateway failed: no default gateway answered within \d+ s: 10\.0\.2\.99 eth0,fe80::99 eth0/, output);
+    assert.match(
+      result.stderr,
+      /warning: restore: gateway failed: no default gateway answered in 8 rounds of probes \(\d+ s\): 10\.0\.2\.99 eth0,fe80::99 eth0\n/,
+      output,
+    );
     assert.match(result.stderr, /warning: restore: no default gateway answered, so DHCP started on eth0, next to the static addresses/, output);
     assert.doesNotMatch(result.stderr, /could not read the restore report|the restore was still running after/, output);
 
@@ -112,7 +116,7 @@ describe('emergency rescues a server whose default gateways never answer (needs 
           ' {2}ok {7}host-keys: host keys installed: 3',
           ' {2}ok {7}authorized-keys: authorized keys for root: [1-9]\\d*',
           '(.*\\n)*? {2}ok {7}network: network restored',
-          ' {2}failed {3}gateway: no default gateway answered within \\d+ s: 10\\.0\\.2\\.99 eth0,fe80::99 eth0,?',
+          ' {2}failed {3}gateway: no default gateway answered in 8 rounds of probes \\(\\d+ s\\): 10\\.0\\.2\\.99 eth0,fe80::99 eth0',
           ' {2}ok {7}last-chance-dhcp: last chance: DHCP started on eth0, next to the static addresses',
           ' {2}ok {7}fallback-reboot: armed: reboots into the installed system unless confirmed within 900 s\\n',
         ].join('\\n'),
@@ -169,7 +173,7 @@ describe('emergency rescues a server whose default gateways never answer (needs 
     const wait = record.steps.find((s) => s.name === 'wait')?.ms ?? 0;
     console.log(
       `# dead-gateway rescue: ${(rescueMs / 1000).toFixed(1)} s, of it the wait step ${(wait / 1000).toFixed(1)} s ` +
-        `(${/rescue system answers [\d.]+ s after kexec/.exec(result.stderr)?.[0]}); server boot to ssh ${(server.bootToSshMs / 1000).toFixed(1)} s; ` +
+        `(${/rescue system answers [\d.]+ s after kexec/.exec(result.stderr)?.[0]}; the gateway check ${/8 rounds of probes \((\d+ s)\)/.exec(result.stderr)?.[1]}); server boot to ssh ${(server.bootToSshMs / 1000).toFixed(1)} s; ` +
         `in the rescue, seconds after its boot:\n${times.stdout.replace(/^/gm, '#   ')}`,
     );
   });
