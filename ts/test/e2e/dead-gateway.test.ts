@@ -15,10 +15,10 @@ import { LATE_REPORT_WAIT_S } from '../../boundary/rescue.js';
 import { RunRecordSchema } from '../../run-record.js';
 import { buildTestImage } from '../../test-image/build.js';
 import { runCli, targetArgs } from '../lib/cli.js';
-import { assertRescued } from '../lib/rescue-assertions.js';
+import { addBackupKey, assertRescued } from '../lib/rescue-assertions.js';
 import { deadGatewayScenario } from '../lib/server-scenario.js';
 import { qemuAvailable, startServer, type TestServer } from '../lib/server.js';
-import { makeKey, type KeyPair } from '../lib/ssh.js';
+import type { KeyPair } from '../lib/ssh.js';
 
 const skip = (await qemuAvailable()) ? false : 'needs qemu-system-x86_64 (installed by .ci/run)';
 
@@ -42,10 +42,8 @@ describe('emergency rescues a server whose default gateways never answer (needs 
   before(async () => {
     image = await buildTestImage();
     work = mkdtempSync(join(tmpdir(), 'emergency-dead-gateway-'));
-    backupKey = await makeKey(join(work, 'backup'), 'ed25519', 'backup@nas');
     const scenario = deadGatewayScenario();
-    // The same forced-command key as rescue.test.ts, for assertRescued's check that it is no root login.
-    scenario.users[0].extraAuthorizedKeys = [`command="/usr/bin/true",restrict ${backupKey.publicKey}`];
+    backupKey = await addBackupKey(scenario, work);
     server = await startServer(scenario);
   });
   after(async () => {

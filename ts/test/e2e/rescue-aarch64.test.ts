@@ -13,9 +13,9 @@ import { after, before, describe, it } from 'node:test';
 import { buildTestImage } from '../../test-image/build.js';
 import { runCli, targetArgs } from '../lib/cli.js';
 import { hostSnapshot } from '../lib/host-snapshot.js';
-import { assertRescued } from '../lib/rescue-assertions.js';
+import { addBackupKey, assertRescued } from '../lib/rescue-assertions.js';
 import { defaultScenario, qemuAvailable, startServer, type TestServer } from '../lib/server.js';
-import { makeKey, type KeyPair } from '../lib/ssh.js';
+import type { KeyPair } from '../lib/ssh.js';
 
 const skip =
   (await qemuAvailable('aarch64')) && (await qemuAvailable('x86_64')) ? false : 'needs qemu-system-aarch64 and qemu-system-x86_64 (installed by .ci/run)';
@@ -40,10 +40,8 @@ describe('emergency rescues an aarch64 QEMU server end to end (needs QEMU)', { s
   before(async () => {
     [x86Image, armImage] = [await buildTestImage(undefined, 'x86_64'), await buildTestImage(undefined, 'aarch64')];
     work = mkdtempSync(join(tmpdir(), 'emergency-e2e-aarch64-'));
-    backupKey = await makeKey(join(work, 'backup'), 'ed25519', 'backup@nas');
     const scenario = defaultScenario();
-    // A backup key bound to a forced command: it must not become a root login in the rescue system.
-    scenario.users[0].extraAuthorizedKeys = [`command="/usr/bin/true",restrict ${backupKey.publicKey}`];
+    backupKey = await addBackupKey(scenario, work);
     server = await startServer(scenario, { arch: 'aarch64', timeoutMs: 240_000 });
   });
   after(async () => {

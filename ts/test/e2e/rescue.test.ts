@@ -14,9 +14,9 @@ import { RunRecordSchema } from '../../run-record.js';
 import { buildTestImage } from '../../test-image/build.js';
 import { runCli, targetArgs } from '../lib/cli.js';
 import { HOST_SNAPSHOT } from '../lib/host-snapshot.js';
-import { assertRescued } from '../lib/rescue-assertions.js';
+import { addBackupKey, assertRescued } from '../lib/rescue-assertions.js';
 import { defaultScenario, qemuAvailable, startServer, type TestServer } from '../lib/server.js';
-import { makeKey, sshArgs, type KeyPair } from '../lib/ssh.js';
+import { sshArgs, type KeyPair } from '../lib/ssh.js';
 
 const skip = (await qemuAvailable()) ? false : 'needs qemu-system-x86_64 (installed by .ci/run)';
 
@@ -29,10 +29,8 @@ describe('emergency rescues a QEMU server end to end (needs QEMU)', { skip, time
   before(async () => {
     image = await buildTestImage();
     work = mkdtempSync(join(tmpdir(), 'emergency-e2e-'));
-    backupKey = await makeKey(join(work, 'backup'), 'ed25519', 'backup@nas');
     const scenario = defaultScenario();
-    // A backup key bound to a forced command: it must not become a root login in the rescue system.
-    scenario.users[0].extraAuthorizedKeys = [`command="/usr/bin/true",restrict ${backupKey.publicKey}`];
+    backupKey = await addBackupKey(scenario, work);
     server = await startServer(scenario);
   });
   after(async () => {

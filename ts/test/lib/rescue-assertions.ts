@@ -7,10 +7,22 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { CliResult } from './cli.js';
 import { networkDifferences, parseNetworkState, READ_NETWORK } from './network-state.js';
 import type { TestServer } from './server.js';
-import { sshArgs, type KeyPair } from './ssh.js';
+import type { ServerScenario } from './server-scenario.js';
+import { makeKey, sshArgs, type KeyPair } from './ssh.js';
+
+/**
+ * Gives the scenario's first user a backup key bound to a forced command (made in `dir`): assertRescued checks it
+ * did not become a root login in the rescue system.
+ */
+export async function addBackupKey(scenario: ServerScenario, dir: string): Promise<KeyPair> {
+  const backupKey = await makeKey(join(dir, 'backup'), 'ed25519', 'backup@nas');
+  scenario.users[0].extraAuthorizedKeys = [`command="/usr/bin/true",restrict ${backupKey.publicKey}`];
+  return backupKey;
+}
 
 /** Asserts the rescue of `server` by `result` succeeded in full; `oldBoot` is the boot id before it. */
 export async function assertRescued(server: TestServer, result: CliResult, opts: { oldBoot: string; backupKey: KeyPair }): Promise<void> {
