@@ -65,10 +65,15 @@ const SLOW_AFTER_TIMEOUTS = 10;
 const SLOW_BANNER_TIMEOUT_MS = 10_000;
 const SLOW_PROBE_CONNECT_TIMEOUT_S = 15;
 /**
- * A second banner connection when the first has had no answer for 1.5 s (firstBanner says why); none in slow mode,
- * where sshd's children are slow enough already.
+ * A second banner connection halfway through the first one's time (firstBanner says why); none in slow mode, where
+ * sshd's children are slow enough already. Halfway, because the next round starts when both have given up: fresh
+ * connections then go out evenly, every 2.5 s. A connection made while the machine was down does not help later:
+ * QEMU's user network sends its first SYN retry 6 s after the first (traced: sshd forked children for two such
+ * connections at exactly +6 s, after we had given up on them at 5 s), so only fresh connections find sshd sooner.
+ * At 1.5 s the gaps were 1.5 s and 3.5 s: sshd answering at a random moment waited 1.45 s on average for the next
+ * fresh connection (3.5 s at worst); evenly spread, 1.25 s (2.5 s), with no more connections and sshd children.
  */
-const STAGGER: Stagger = { everyMs: 1500, atMost: 2 };
+const STAGGER: Stagger = { everyMs: BANNER_TIMEOUT_MS / 2, atMost: 2 };
 const SLOW_STAGGER: Stagger = { everyMs: SLOW_BANNER_TIMEOUT_MS, atMost: 1 };
 
 /** Where sshd can be checked directly: the host and port ssh itself connects to. */
