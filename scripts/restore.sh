@@ -24,7 +24,7 @@
 #   RESTORE_LOG     log file, also echoed to the console       (default /var/log/emergency-restore.log)
 #   RESTORE_REPORT  the machine-readable report                (default /var/log/emergency-restore.report)
 #   IDENTITY_ROOT   prefix for the DHCP client identity's paths (default: none, i.e. /)
-#   GATEWAY_WAIT_S  rounds of probes a default gateway gets to answer, 1 s apart (default 8)
+#   GATEWAY_WAIT_S  rounds of probes a default gateway gets to answer, about 2 s each (default 8)
 #   EMERGENCY_STATE_DIR  network.sh's and the last chance's state (default /run/emergency-network)
 set -u
 
@@ -185,6 +185,14 @@ probe_gateway() {
   return 0
 }
 
+# probe_gateways: one probe of every default gateway (`GATEWAY DEVICE` lines on stdin) at once, back when the last
+# one is: about 1 s when one does not answer (ping's -W 1), however many there are. In sequence, each dead gateway
+# would add its second to every round, and enough of them would outlast the CLI's wait for the report.
+probe_gateways() {
+  while read -r gw dev; do probe_gateway "$gw" "$dev" & done
+  wait
+}
+
 # The default gateways in the main table after network.sh, as `GATEWAY DEVICE` lines (IPv4, then IPv6).
 default_gateways() {
   for family in -4 -6; do
@@ -245,15 +253,15 @@ seconds_since() {
 check_gateway() {
   gateways=$(default_gateways)
   if [ -n "$gateways" ]; then
-    # A round pings every gateway in turn (up to 1 s each when it does not answer), then sleeps 1 s: the wait is
-    # GATEWAY_WAIT_S rounds, not seconds, and the report says how long it took.
+    # A round pings every gateway at once (up to 1 s when one does not answer), then sleeps 1 s: about 2 s a round
+    # however many gateways there are, so about 2 × GATEWAY_WAIT_S s in all; the report says how long it took.
     since=$(date +%s 2>/dev/null)
     waited=0
     while [ "$waited" -lt "$gateway_wait_s" ]; do
+      # ping makes the kernel resolve the neighbour; the answer that counts is the neighbour entry, since a gateway
+      # may drop ICMP but must answer ARP / neighbour discovery to route anything.
+      printf '%s\n' "$gateways" | probe_gateways
       answered=$(printf '%s\n' "$gateways" | while read -r gw dev; do
-        # ping makes the kernel resolve the neighbour; the answer that counts is the neighbour entry, since a
-        # gateway may drop ICMP but must answer ARP / neighbour discovery to route anything.
-        probe_gateway "$gw" "$dev"
         if neighbour_answered "$gw" "$dev"; then printf '%s on %s ' "$gw" "$dev"; fi
       done)
       if [ -n "$answered" ]; then

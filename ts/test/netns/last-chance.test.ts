@@ -2,21 +2,53 @@
  * scripts/restore.sh's gateway check and last-chance DHCP in network namespaces (root): a static configuration whose
  * default gateway does not answer ARP gets a DHCP client on every NIC with carrier, the static address stays, and the
  * report says so; a gateway that answers means no DHCP. The add-only udhcpc hook keeps the static address and route
- * beside the leased ones. DHCP is a stand-in `udhcpc` on PATH that records its arguments; nothing leaves the
- * namespaces. Runs under dash and busybox ash.
+ * beside the leased ones. With several default gateways, each round probes them all at once, so that the check
+ * does not grow with their number. DHCP is a stand-in `udhcpc` on PATH that records its arguments; nothing leaves
+ * the namespaces. Runs under dash and busybox ash.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { addNetns, cleanup, nsExec, ONE_NIC_NETWORK_SH, REPO, SCRIPT_SHELLS, scriptNetnsSkip, sh } from './netns.js';
+import { addNetns, cleanup, hasCommand, nsExec, ONE_NIC_NETWORK_SH, REPO, SCRIPT_SHELLS, scriptNetnsSkip, sh } from './netns.js';
 
 const RESTORE = join(REPO, 'scripts/restore.sh');
 const shells = SCRIPT_SHELLS;
 const skip = scriptNetnsSkip();
+const ping = skip ? undefined : realPing();
+const needsPing = { skip: ping ? false : 'needs ping or busybox ping' };
 
 const NETWORK_SH = ONE_NIC_NETWORK_SH;
+
+/** Four default gateways on res0 that nothing answers (the wire namespace has none of these addresses). */
+const DEAD_GATEWAYS = ['10.9.0.101', '10.9.0.102', '10.9.0.103', '10.9.0.104'];
+
+/** network.sh: res0 at 10.9.0.5/24 with one default route per gateway, in this order (rising metrics). */
+function gatewaysNetworkSh(gateways: string[]): string {
+  const routes = gateways.map((gw, i) => `ip route add default via ${gw} dev res0 metric ${100 + i}\n`).join('');
+  return `#!/bin/sh\nip link set res0 up\nip addr add 10.9.0.5/24 dev res0\n${routes}`;
+}
+
+/** The ping the stand-in runs to probe for real (the host's, else busybox's); undefined when there is neither. */
+function realPing(): string | undefined {
+  if (hasCommand('ping')) return sh('sh', ['-c', 'command -v ping']).trim();
+  const applets = spawnSync('busybox', ['--list'], { encoding: 'utf8' });
+  return applets.status === 0 && applets.stdout.split('\n').includes('ping') ? 'busybox ping' : undefined;
+}
+
+/**
+ * Puts a `ping` stand-in into `dir`/bin (first on the test's PATH) that runs the real one and logs `start GATEWAY`
+ * before and `end GATEWAY` after it (one appended write each): the log's order shows which probes overlapped.
+ * Returns the log's path.
+ */
+function installLoggingPing(dir: string, real: string): string {
+  const log = join(dir, 'ping.log');
+  writeFileSync(join(dir, 'bin', 'ping'), `#!/bin/sh\nfor gw; do :; done\necho "start $gw" >>'${log}'\n${real} "$@"\necho "end $gw" >>'${log}'\n`);
+  chmodSync(join(dir, 'bin', 'ping'), 0o755);
+  return log;
+}
 
 describe('restore.sh: default gateway check and last-chance DHCP (root: network namespaces)', { skip, timeout: 120_000 }, () => {
   const work = mkdtempSync(join(tmpdir(), 'emergency-last-chance-'));
@@ -82,6 +114,58 @@ describe('restore.sh: default gateway check and last-chance DHCP (root: network 
       assert.match(text, /^step\tgateway\tok\tdefault gateway answers: 10\.9\.0\.1 on res0$/m);
       assert.match(text, /^step\tlast-chance-dhcp\tskipped\tnot needed: a default gateway answers$/m);
       assert.equal(existsSync(env.DHCP_LOG), false, 'no DHCP client started');
+    });
+
+    it(`${name}: four dead default gateways → each round probes all four at once, the report names them all`, needsPing, (t) => {
+      const { ns, dir, env } = setup(`four-${shell.length}`, false);
+      writeFileSync(join(env.EMERGENCY_DIR, 'network.sh'), gatewaysNetworkSh(DEAD_GATEWAYS));
+      const log = installLoggingPing(dir, ping!);
+      const r = nsExec(ns, [...shell, RESTORE], { env });
+      assert.equal(r.status, 0, r.stderr);
+      const failed = report(dir).match(/^step\tgateway\tfailed\t(no default gateway answered in 2 rounds of probes \(\d+ s\): (.*))$/m);
+      assert.ok(failed, report(dir));
+      assert.deepEqual(
+        failed[2].split(','),
+        DEAD_GATEWAYS.map((gw) => `${gw} res0`),
+      );
+      // The seconds are shown, not asserted (a timing): 2 rounds of about 2 s each, as with one gateway.
+      t.diagnostic(failed[1]);
+      // Per round (GATEWAY_WAIT_S=2): every gateway's probe starts before any of them ends (they overlap), and the
+      // next round starts after the last one ended. Probes in turn would alternate start, end, start, end.
+      const events = readFileSync(log, 'utf8').trim().split('\n');
+      const rounds = [events.slice(0, 8), events.slice(8)];
+      assert.equal(events.length, 16, events.join('\n'));
+      for (const round of rounds) {
+        assert.deepEqual(
+          round.slice(0, 4).sort(),
+          DEAD_GATEWAYS.map((gw) => `start ${gw}`),
+          events.join('\n'),
+        );
+        assert.deepEqual(
+          round.slice(4).sort(),
+          DEAD_GATEWAYS.map((gw) => `end ${gw}`),
+          events.join('\n'),
+        );
+      }
+      assert.match(report(dir), /^step\tlast-chance-dhcp\tok\tlast chance: DHCP started on res0, next to the static addresses$/m);
+    });
+
+    it(`${name}: three dead default gateways and one that answers ARP (the last) → it is found, no DHCP`, needsPing, () => {
+      const { ns, dir, env } = setup(`mixed-${shell.length}`, true);
+      writeFileSync(join(env.EMERGENCY_DIR, 'network.sh'), gatewaysNetworkSh([...DEAD_GATEWAYS.slice(0, 3), '10.9.0.1']));
+      const log = installLoggingPing(dir, ping!);
+      const r = nsExec(ns, [...shell, RESTORE], { env });
+      assert.equal(r.status, 0, r.stderr);
+      const text = report(dir);
+      assert.match(text, /^step\tgateway\tok\tdefault gateway answers: 10\.9\.0\.1 on res0$/m);
+      assert.match(text, /^step\tlast-chance-dhcp\tskipped\tnot needed: a default gateway answers$/m);
+      assert.equal(existsSync(env.DHCP_LOG), false, 'no DHCP client started');
+      // One round, all four probed.
+      const starts = readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('start '))
+        .sort();
+      assert.deepEqual(starts, [...DEAD_GATEWAYS.slice(0, 3), '10.9.0.1'].map((gw) => `start ${gw}`).sort());
     });
 
     it(`${name}: the authorized-keys step counts root's keys as one number, also when there are none`, () => {
