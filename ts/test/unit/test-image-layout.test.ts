@@ -123,6 +123,8 @@ describe('test image layout (npm run test-image)', { timeout: 600_000 }, () => {
       const run = (tool: string, arg: string) => execFileSync(shell[0], [...shell.slice(1), join(image, 'run-tool.sh'), tool, arg], { encoding: 'utf8' });
       assert.match(run('kexec', '--version'), /kexec-tools/);
       assert.match(run('ip', '-V'), /iproute2/);
+      // As docs/image-layout.md writes it: `sh run-tool.sh TOOL ARG...` in the image directory.
+      assert.match(execFileSync(shell[0], [...shell.slice(1), 'run-tool.sh', 'ip', '-V'], { cwd: image, encoding: 'utf8' }), /iproute2/);
     }
     const run = (tool: string, arg: string) =>
       execFileSync(join(image, 'lib/ld.so'), ['--library-path', join(image, 'lib'), join(image, 'bin', tool), arg], { encoding: 'utf8' });
