@@ -332,10 +332,10 @@ async function confirmRescue(remote: Remote, ui: Ui, started: number): Promise<R
 }
 
 /**
- * The rescue is up and confirmed, but its restore was still running (a gateway that does not answer makes the
- * network phase take ~20 s, the last chance included): wait for the report in one more ssh run, so that the
- * summary says what the restore did exactly when it matters. Unreadable or still running: the earlier answer, which
- * says so.
+ * The rescue is up and confirmed, but its restore was still running (when no default gateway answers, the network
+ * phase takes ~20 s however many there are, the last chance included): wait for the report in one more ssh run, so
+ * that the summary says what the restore did exactly when it matters. Unreadable or still running: the earlier
+ * answer, which says so.
  */
 async function readLateReport(remote: Remote, ui: Ui, earlier: RescueAnswer): Promise<RescueAnswer> {
   ui.info(`the restore is still running on the rescue system; waiting up to ${LATE_REPORT_WAIT_S} s for its report`);
