@@ -94,8 +94,8 @@ export const CONFIRM_AND_REPORT = `if [ -f ${FALLBACK_SCRIPT} ]; then sh ${FALLB
  * for carrier; the last-chance DHCP's start), and exactly then the report is what the operator needs to read. The
  * gateways are probed at once, so their number hardly adds to it: measured in the rescue, 20.0 s with one dead
  * gateway, 21.8 s with four, 25.8 s with eight (in turn: 48.1 s with four, 81.4 s with eight). Beside sshd's start
- * and the CLI's logins (ts/test/e2e/dead-gateway.test.ts: a dead IPv4 and a dead IPv6 gateway, load 2–3) the report
- * came 28 s after sshd started, well inside this wait.
+ * and the CLI's logins (ts/test/e2e/dead-gateway.test.ts: a dead IPv4 and a dead IPv6 gateway, load 0.4–3) the
+ * report came 21–28 s after sshd started, well inside this wait.
  */
 export const LATE_REPORT_WAIT_S = 40;
 
