@@ -19,7 +19,8 @@ export interface ArchProfile {
   extraLibraryPackages: string[];
   /** The serial console the kernel writes to (`console=` without options). */
   serialConsole: string;
-  qemu: { binary: string; machine: string[]; cpu: string };
+  /** QEMU: the binary, the board, the CPU model and the `-accel` value (TCG always, with its options). */
+  qemu: { binary: string; machine: string[]; cpu: string; accel: string };
 }
 
 export const ARCHES: Record<Arch, ArchProfile> = {
@@ -30,7 +31,7 @@ export const ARCHES: Record<Arch, ArchProfile> = {
     kernelMeta: 'linux-image-cloud-amd64',
     extraLibraryPackages: [],
     serialConsole: 'ttyS0',
-    qemu: { binary: 'qemu-system-x86_64', machine: [], cpu: 'max' },
+    qemu: { binary: 'qemu-system-x86_64', machine: [], cpu: 'max', accel: 'tcg' },
   },
   aarch64: {
     arch: 'aarch64',
@@ -43,7 +44,14 @@ export const ARCHES: Record<Arch, ArchProfile> = {
     // pauth-impdef: QEMU's cheap pointer-authentication algorithm instead of the architected QARMA, which
     // TCG emulates slowly (measured: sshd after 5-6 s instead of 18 s). `max` also has FEAT_RNG (RNDR), the
     // rescue kernel's entropy source after kexec (docs/test-image.md).
-    qemu: { binary: 'qemu-system-aarch64', machine: ['-M', 'virt'], cpu: 'max,pauth-impdef=on' },
+    // tb-size=64 (MiB of translated code; QEMU 7.2's default is 1 GiB): after a kexec, TCG still holds the old
+    // system's translations, and every guest store into a page that has any left takes QEMU's self-modifying-code
+    // path; the rescue kernel reuses the old kernel's text pages, so its initramfs unpack took 6.8-8.4 s instead
+    // of 0.5-0.7 s (docs/benchmarks.md; an emulator cost, real hardware has none). A 64 MiB buffer is flushed
+    // whole every few seconds of a booting system, so few old translations survive the jump (bench:kexec, two
+    // runs each: --no-checks to the rescue's Run /init 1.9-2.9 s instead of 10.0-11.0 s, to the SSH banner
+    // 10.3-10.4 s instead of 16.1-16.5 s; a direct boot is not slower). x86_64 showed no such cost: unchanged.
+    qemu: { binary: 'qemu-system-aarch64', machine: ['-M', 'virt'], cpu: 'max,pauth-impdef=on', accel: 'tcg,tb-size=64' },
   },
 };
 

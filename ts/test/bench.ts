@@ -120,7 +120,7 @@ function stepList(steps: Record<string, number>, separator: string): string {
 const describeRun = (r: { totalS: number; steps: Record<string, number> }) => `${sec(r.totalS)}: ${stepList(r.steps, ', ')}`;
 
 function machine(arch: Arch): Report['machine'] {
-  const { binary, machine: board, cpu } = ARCHES[arch].qemu;
+  const { binary, machine: board, cpu, accel } = ARCHES[arch].qemu;
   const qemu = execFileSync(binary, ['--version'], { encoding: 'utf8' }).split('\n')[0];
   // Other work on the machine slows TCG: the load average at the start says how quiet it was.
   const load = execFileSync('uptime', { encoding: 'utf8' })
@@ -130,7 +130,7 @@ function machine(arch: Arch): Report['machine'] {
     nproc: cpus().length,
     cpu: cpus()[0]?.model ?? 'unknown',
     qemu,
-    accel: `TCG, 1 vCPU, ${[...board, '-cpu', cpu].join(' ')}`,
+    accel: `TCG, 1 vCPU, ${[...board, '-accel', accel, '-cpu', cpu].join(' ')}`,
     kernel: execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim(),
     node: process.version,
     load,

@@ -110,8 +110,8 @@ export function driveArg(disk: VmDisk): string {
 
 /** The full QEMU argument list (pure, for tests and for printing a reproducible command). */
 export function qemuArgs(opts: VmOptions, serialLog: string): string[] {
-  const { machine, cpu } = ARCHES[opts.arch ?? 'x86_64'].qemu;
-  const args = [...machine, '-accel', 'tcg', '-cpu', cpu, '-smp', '1', '-m', String(opts.memoryMiB)];
+  const { machine, cpu, accel } = ARCHES[opts.arch ?? 'x86_64'].qemu;
+  const args = [...machine, '-accel', accel, '-cpu', cpu, '-smp', '1', '-m', String(opts.memoryMiB)];
   args.push('-nodefaults', '-no-user-config', '-display', 'none', '-monitor', 'none');
   if (!opts.allowReboot) args.push('-no-reboot');
   if (opts.qmp) args.push('-qmp', `unix:${join(opts.workDir, 'qmp.sock')},server=on,wait=off`);
