@@ -48,9 +48,8 @@ export const ARCHES: Record<Arch, ArchProfile> = {
     // system's translations, and every guest store into a page that has any left takes QEMU's self-modifying-code
     // path; the rescue kernel reuses the old kernel's text pages, so its initramfs unpack took 6.8-8.4 s instead
     // of 0.5-0.7 s (docs/benchmarks.md; an emulator cost, real hardware has none). A 64 MiB buffer is flushed
-    // whole every few seconds of a booting system, so few old translations survive the jump (bench:kexec, two
-    // runs each: --no-checks to the rescue's Run /init 1.9-2.9 s instead of 10.0-11.0 s, to the SSH banner
-    // 10.3-10.4 s instead of 16.1-16.5 s; a direct boot is not slower). x86_64 showed no such cost: unchanged.
+    // whole every few seconds of a booting system, so few old translations survive the jump (bench:kexec A/B in
+    // docs/benchmarks.md, "The jump"; a direct boot is not slower). x86_64 showed no such cost: unchanged.
     qemu: { binary: 'qemu-system-aarch64', machine: ['-M', 'virt'], cpu: 'max,pauth-impdef=on', accel: 'tcg,tb-size=64' },
   },
 };

@@ -89,6 +89,12 @@ describe('restore.sh: default gateway check and last-chance DHCP (root: network 
     return { ns, dir, env };
   }
   const report = (dir: string) => readFileSync(join(dir, 'restore.report'), 'utf8');
+  /** The report says the gateway at 10.9.0.1 answered and the last chance was not needed; no DHCP client ran. */
+  const assertGatewayAnswered = (text: string, dhcpLog: string) => {
+    assert.match(text, /^step\tgateway\tok\tdefault gateway answers: 10\.9\.0\.1 on res0$/m);
+    assert.match(text, /^step\tlast-chance-dhcp\tskipped\tnot needed: a default gateway answers$/m);
+    assert.equal(existsSync(dhcpLog), false, 'no DHCP client started');
+  };
 
   for (const shell of shells) {
     const name = shell.join(' ');
@@ -110,10 +116,7 @@ describe('restore.sh: default gateway check and last-chance DHCP (root: network 
       const { ns, dir, env } = setup(`alive-${shell.length}`, true);
       const r = nsExec(ns, [...shell, RESTORE], { env });
       assert.equal(r.status, 0, r.stderr);
-      const text = report(dir);
-      assert.match(text, /^step\tgateway\tok\tdefault gateway answers: 10\.9\.0\.1 on res0$/m);
-      assert.match(text, /^step\tlast-chance-dhcp\tskipped\tnot needed: a default gateway answers$/m);
-      assert.equal(existsSync(env.DHCP_LOG), false, 'no DHCP client started');
+      assertGatewayAnswered(report(dir), env.DHCP_LOG);
     });
 
     it(`${name}: four dead default gateways → each round probes all four at once, the report names them all`, needsPing, (t) => {
@@ -156,10 +159,7 @@ describe('restore.sh: default gateway check and last-chance DHCP (root: network 
       const log = installLoggingPing(dir, ping!);
       const r = nsExec(ns, [...shell, RESTORE], { env });
       assert.equal(r.status, 0, r.stderr);
-      const text = report(dir);
-      assert.match(text, /^step\tgateway\tok\tdefault gateway answers: 10\.9\.0\.1 on res0$/m);
-      assert.match(text, /^step\tlast-chance-dhcp\tskipped\tnot needed: a default gateway answers$/m);
-      assert.equal(existsSync(env.DHCP_LOG), false, 'no DHCP client started');
+      assertGatewayAnswered(report(dir), env.DHCP_LOG);
       // One round, all four probed.
       const starts = readFileSync(log, 'utf8')
         .split('\n')
